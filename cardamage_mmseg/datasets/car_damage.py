@@ -1,0 +1,125 @@
+"""Car-damage segmentation datasets in mmseg's ``img_dir``/``ann_dir`` layout.
+
+Layout (``data_root`` overridable)::
+
+    data/car_damage/
+        img_dir/{train,val,test}/*.jpg
+        ann_dir/{train,val,test}/*.png   # uint8 class ids, 255 = ignore
+
+Why this is ours: on top of :class:`BaseSegDataset` it fails early and by
+name on data that would otherwise crash deep inside a transform or, worse,
+train silently on wrong masks: a missing folder (with the command that
+prepares it), an image without mask, and (per sample, through
+:class:`CheckSegSample`) size mismatches, RGB masks, out-of-range values and
+unreadable files.
+"""
+import os.path as osp
+from typing import List
+
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+
+PREPARE_HINT = ('Prepare it with `python tools/dataset_converters/'
+                'via_to_mmseg.py` (VIA polygons), `python tools/'
+                'dataset_converters/aihub_to_mmseg.py` (AI Hub JSON) or '
+                '`make demo-data` for the bundled sample, or point '
+                '`data_root` at your converted data.')
+
+BINARY_METAINFO = dict(
+    classes=('background', 'damage'),
+    palette=[[0, 0, 0], [255, 0, 0]])
+
+AIHUB_METAINFO = dict(
+    classes=('background', 'scratched', 'separated', 'crushed', 'breakage'),
+    palette=[[0, 0, 0], [255, 0, 0], [255, 200, 0], [0, 120, 255],
+             [170, 0, 255]])
+
+
+class DatasetError(RuntimeError):
+    """The data set on disk is not usable; the message names the path."""
+
+
+@DATASETS.register_module()
+class CarDamageDataset(BaseSegDataset):
+    """Binary car-damage data set: ``background`` (0) and ``damage`` (1).
+
+    Args:
+        img_suffix (str): Image file suffix. Defaults to '.jpg'.
+        seg_map_suffix (str): Mask file suffix. Defaults to '.png'.
+        reduce_zero_label (bool): Defaults to False (0 is background).
+        **kwargs: Passed to :class:`BaseSegDataset`.
+    """
+    METAINFO = BINARY_METAINFO
+
+    def __init__(self,
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '.png',
+                 reduce_zero_label: bool = False,
+                 **kwargs) -> None:
+        super().__init__(
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            reduce_zero_label=reduce_zero_label,
+            **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        """Scan the folders, then check that every image has its mask.
+
+        Each data info also carries ``num_classes`` and ``ignore_index`` so
+        that :class:`CheckSegSample` can validate mask values.
+        """
+        img_dir = self.data_prefix.get('img_path', '')
+        ann_dir = self.data_prefix.get('seg_map_path', None)
+        if not (self.ann_file and osp.isfile(self.ann_file)):
+            for folder, what in ((img_dir, 'image'), (ann_dir, 'mask')):
+                if folder and not osp.isdir(folder):
+                    raise DatasetError(
+                        f'{self.__class__.__name__}: {what} folder {folder} '
+                        f'does not exist. {PREPARE_HINT}')
+        data_list = super().load_data_list()
+        if not data_list:
+            raise DatasetError(
+                f'{self.__class__.__name__}: no "*{self.img_suffix}" images '
+                f'found in {img_dir}. {PREPARE_HINT}')
+        if ann_dir is not None:
+            missing = [d['img_path'] for d in data_list
+                       if not osp.isfile(d['seg_map_path'])]
+            if missing:
+                shown = '\n  '.join(missing[:10])
+                more = (f'\n  ... and {len(missing) - 10} more'
+                        if len(missing) > 10 else '')
+                raise DatasetError(
+                    f'{len(missing)} image(s) in {img_dir} have no mask '
+                    f'"<name>{self.seg_map_suffix}" in {ann_dir}:\n  '
+                    f'{shown}{more}\nRun tools/dataset_converters/'
+                    f'check_dataset.py for a full report.')
+        num_classes = len(self._metainfo['classes'])
+        for info in data_list:
+            info['num_classes'] = num_classes
+            info['ignore_index'] = self.ignore_index
+        return data_list
+
+    def prepare_data(self, idx: int):
+        """Run the pipeline; any failure is re-raised naming the files."""
+        try:
+            return super().prepare_data(idx)
+        except DatasetError:
+            raise
+        except Exception as err:
+            info = self.get_data_info(idx)
+            files = info['img_path']
+            if info.get('seg_map_path'):
+                files += f' / {info["seg_map_path"]}'
+            raise DatasetError(
+                f'Sample {idx} ({files}) failed in the data pipeline: '
+                f'{type(err).__name__}: {err}') from err
+
+
+@DATASETS.register_module()
+class AIHubCarDamageDataset(CarDamageDataset):
+    """AI Hub "Vehicle Damage Image" types: background, scratched, separated,
+    crushed, breakage (ids 0-4). Same layout and checks as
+    :class:`CarDamageDataset`; select it with ``--label-set aihub`` in the
+    tools or ``dataset.type='AIHubCarDamageDataset'`` and 5-class heads.
+    """
+    METAINFO = AIHUB_METAINFO

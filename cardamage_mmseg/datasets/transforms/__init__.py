@@ -1,0 +1,3 @@
+from .check_sample import CheckSegSample
+
+__all__ = ['CheckSegSample']

@@ -1,0 +1,50 @@
+"""Package definition of cardamage-mmseg.
+
+torch and mmcv (with compiled ops) are deliberately not in ``install_requires``:
+a plain ``pip install`` would build mmcv in an isolated environment against a
+different torch. ``tools/install.sh`` installs them in the right order; they
+are listed under the ``mim`` extra for ``mim install``.
+"""
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+HERE = osp.dirname(osp.abspath(__file__))
+
+
+def parse_requirements(fname: str) -> list:
+    """Read requirement lines, skipping comments and ``-r`` includes."""
+    reqs = []
+    with open(osp.join(HERE, fname), encoding='utf-8') as f:
+        for line in f:
+            line = line.split('#', 1)[0].strip()
+            if line and not line.startswith('-'):
+                reqs.append(line)
+    return reqs
+
+
+def get_version() -> str:
+    scope: dict = {}
+    with open(osp.join(HERE, 'cardamage_mmseg', 'version.py'),
+              encoding='utf-8') as f:
+        exec(compile(f.read(), 'version.py', 'exec'), scope)
+    return scope['__version__']
+
+
+setup(
+    name='cardamage-mmseg',
+    version=get_version(),
+    description='Car-damage segmentation as an MMSegmentation 1.x extension',
+    long_description=open(osp.join(HERE, 'README.md'), encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.8',
+    packages=find_packages(exclude=('configs', 'tools', 'tests', 'data')),
+    install_requires=parse_requirements('requirements/runtime.txt'),
+    extras_require={
+        'optional': parse_requirements('requirements/optional.txt'),
+        'tests': parse_requirements('requirements/tests.txt'),
+        'mim': parse_requirements('requirements/mminstall.txt'),
+    },
+    zip_safe=False,
+)

@@ -1,0 +1,81 @@
+"""Convert VIA (VGG Image Annotator) polygons to mmseg's layout.
+
+Example (the bundled demo, train split)::
+
+    python tools/dataset_converters/via_to_mmseg.py \
+        data/demo/car-damage-detector/dataset/train/via_region_data.json \
+        --img-dir data/demo/car-damage-detector/dataset/train \
+        --out data/car_damage_demo --split train
+
+Writes ``OUT/img_dir/<split>/*.jpg`` and ``OUT/ann_dir/<split>/*.png`` (class
+ids), ``OUT/conversion_report_<split>.json``; re-runs skip finished pairs.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+from cardamage_mmseg.datasets.converters import (  # noqa: E402
+    ConversionError, load_via_entries, parse_class_map, run_conversion,
+    split_stems)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('via_json', help='VIA 1.x/2.x project or export JSON')
+    p.add_argument('--img-dir', help='folder of the images (default: the '
+                   'JSON file\'s folder)')
+    p.add_argument('--out', default='data/car_damage',
+                   help='output data root (default: data/car_damage)')
+    group = p.add_mutually_exclusive_group()
+    group.add_argument('--split', help='put every image in this split '
+                       '(default: train)')
+    group.add_argument('--split-ratio', help='random split train,val,test '
+                       'e.g. 7,1.5,1.5 (deterministic with --seed)')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--class-key', default='name',
+                   help='region_attributes key holding the class name')
+    p.add_argument('--class-map', default='damage=1',
+                   help='name=id,... ; id "ignore" paints 255, "skip" drops '
+                   'the region (default: damage=1)')
+    p.add_argument('--size', type=int, default=0,
+                   help='resize to SIZExSIZE (0 keeps the original size)')
+    p.add_argument('--nproc', type=int, default=1, help='worker processes')
+    p.add_argument('--overwrite', action='store_true',
+                   help='rewrite pairs that already exist')
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        class_map = parse_class_map(args.class_map)
+        img_dir = args.img_dir or osp.dirname(osp.abspath(args.via_json))
+        entries, skipped = load_via_entries(
+            args.via_json, img_dir, args.class_key, class_map,
+            split=args.split or 'train')
+        if not entries:
+            raise ConversionError(
+                f'{args.via_json}: no usable image records '
+                f'({len(skipped)} skipped); first: '
+                f'{skipped[0] if skipped else "none"}')
+        if args.split_ratio:
+            ratios = [float(v) for v in args.split_ratio.split(',')]
+            assignment = split_stems([e.stem for e in entries], ratios,
+                                     args.seed)
+            for entry in entries:
+                entry.split = assignment[entry.stem]
+        summary = run_conversion(entries, args.out, args.size, args.nproc,
+                                 args.overwrite, skipped,
+                                 desc=f'VIA -> {args.out}')
+    except (ConversionError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    print(summary.report())
+    print(f'report: {summary.report_path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

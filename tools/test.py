@@ -1,0 +1,95 @@
+"""Test (and evaluate) a segmentor: mmseg's tools/test.py plus the project's
+options.
+
+    python tools/test.py CONFIG CHECKPOINT [--show-dir DIR] [--out DIR] \
+        [--tta] [--label-set aihub] [--cfg-options ...]
+
+``--show-dir DIR`` draws every test image: ground truth and prediction
+overlaid in the dataset palette, side by side, as
+``DIR/vis_data/vis_image/test_<image>_<step>.png``.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+from mmengine.config import Config, DictAction  # noqa: E402,F401
+from mmengine.runner import Runner  # noqa: E402
+
+import cardamage_mmseg  # noqa: E402,F401  (registers modules, safe loading)
+from cardamage_mmseg.utils.config import LABEL_SETS, load_tool_config  # noqa
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='MMSeg test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where metrics are dumped as json')
+    parser.add_argument(
+        '--out', help='directory to save predicted masks (PNG class ids)')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir', help='directory where painted images are saved')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--label-set', choices=sorted(LABEL_SETS),
+        help='binary (background/damage) or aihub (5 damage types)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value (see mmseg docs)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--tta', action='store_true', help='test time augmentation')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_cfg(args) -> Config:
+    for path, what in ((args.config, 'config'),
+                       (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            raise SystemExit(f'error: {what} file {path} not found')
+    cfg = load_tool_config(args.config, args.cfg_options, args.label_set,
+                           args.work_dir, args.launcher)
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        hooks = cfg.default_hooks
+        if 'visualization' not in hooks:
+            raise SystemExit('error: --show/--show-dir need '
+                             'default_hooks.visualization in the config')
+        hooks.visualization.update(draw=True, interval=1)
+        if args.show:
+            hooks.visualization.update(show=True, wait_time=args.wait_time)
+        if args.show_dir:
+            cfg.visualizer['save_dir'] = osp.abspath(args.show_dir)
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = build_cfg(args)
+    runner = Runner.from_cfg(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()
