@@ -3,7 +3,7 @@
 _base_ = [
     'mmseg::_base_/models/segformer_mit-b0.py',
     './_base_/datasets/car_damage.py', './_base_/default_runtime.py',
-    './_base_/schedules/schedule_20k.py'
+    './_base_/schedules/schedule_adamw_20k.py'
 ]
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
@@ -12,21 +12,11 @@ model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     decode_head=dict(num_classes=2))
-# AdamW + warm-up + poly, as mmseg's SegFormer configs
+# AdamW + warm-up + poly (schedule base), lr multipliers as mmseg's SegFormer
 optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=0.00006, betas=(0.9, 0.999), weight_decay=0.01),
     paramwise_cfg=dict(
         custom_keys={
             'pos_block': dict(decay_mult=0.),
             'norm': dict(decay_mult=0.),
             'head': dict(lr_mult=10.)
         }))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
-         end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=20000,
-         by_epoch=False)
-]

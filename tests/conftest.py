@@ -85,11 +85,12 @@ val_dataloader = dict(num_workers=0, persistent_workers=False,
 test_dataloader = dict(num_workers=0, persistent_workers=False,
                        dataset=dict(data_root=data_root,
                                     pipeline=test_pipeline,
+                                    indices={test_images},
                                     data_prefix=dict(img_path='img_dir/val',
                                                      seg_map_path='ann_dir/val')))
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False,
                         begin=0, end={iters})]
-train_cfg = dict(max_iters={iters}, val_interval={iters})
+train_cfg = dict(max_iters={iters}, val_interval={val_interval})
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval={iters}, save_best=None))
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
@@ -97,14 +98,18 @@ env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 '''
 
 
-def write_tiny_config(folder, base, data_root, crop=64, iters=2, extra=''):
-    """A child of ``base`` that trains ``iters`` iterations on small crops."""
+def write_tiny_config(folder, base, data_root, crop=64, iters=2, extra='',
+                      test_images=None, validate=False):
+    """A child of ``base`` that trains ``iters`` iterations on small crops
+    (no validation unless asked; test on the first ``test_images`` val
+    images, or all)."""
     path = osp.join(str(folder), 'tiny_' + osp.basename(base))
     with open(path, 'w') as f:
         f.write(TINY_TEMPLATE.format(
             base=osp.join(REPO, base) if not osp.isabs(base) else base,
             data_root=data_root, crop=crop, crop2=crop * 2, iters=iters,
-            extra=extra))
+            extra=extra, test_images=test_images,
+            val_interval=iters if validate else 10**6))
     return path
 
 

@@ -1,8 +1,10 @@
 """Config helpers shared by the tools."""
+import importlib.util
 import os.path as osp
-from typing import Optional
+from typing import List, Optional
 
 from mmengine.config import Config
+from mmengine.utils import import_modules_from_strings
 
 LABEL_SETS = {
     'binary': ('CarDamageDataset', 2),
@@ -54,6 +56,47 @@ def apply_label_set(cfg: Config, label_set: str) -> Config:
     return cfg
 
 
+#: optional package -> (what needs it, how to install it)
+OPTIONAL_PACKAGES = {
+    'mmdet': ('Mask2Former (mmdet.* modules)', 'pip install mmdet==3.3.0'),
+    'timm': ('TIMMBackbone (MobileViTv2)', 'pip install timm==1.0.31'),
+    'mmpretrain': ('mmpretrain backbones (MobileViT)',
+                   'pip install mmpretrain==1.2.0'),
+}
+
+
+def required_packages(cfg: Config) -> List[str]:
+    """Optional packages a config needs: from ``custom_imports`` and from
+    registry scopes / backbone types used in the model."""
+    needed = set()
+    imports = cfg.get('custom_imports', {}).get('imports', [])
+    for name in [imports] if isinstance(imports, str) else imports:
+        root = name.split('.')[0]
+        if root in OPTIONAL_PACKAGES:
+            needed.add(root)
+    text = cfg.pretty_text
+    for scope in ('mmdet', 'mmpretrain'):
+        if f"'{scope}." in text:
+            needed.add(scope)
+    if "'TIMMBackbone'" in text:
+        needed.add('timm')
+    return sorted(needed)
+
+
+def check_dependencies(cfg: Config, config_path: str = '') -> None:
+    """Fail before anything is built when an optional package is missing.
+    """
+    missing = [p for p in required_packages(cfg)
+               if importlib.util.find_spec(p) is None]
+    if missing:
+        lines = [f'  {p}: needed by {OPTIONAL_PACKAGES[p][0]}; install with '
+                 f'`{OPTIONAL_PACKAGES[p][1]}` (or `make install`)'
+                 for p in missing]
+        raise SystemExit(f'error: {config_path or "the config"} needs '
+                         f'packages that are not installed:\n' +
+                         '\n'.join(lines))
+
+
 def load_tool_config(config: str,
                      cfg_options: Optional[dict] = None,
                      label_set: Optional[str] = None,
@@ -63,7 +106,10 @@ def load_tool_config(config: str,
     the work dir (CLI > config > ``work_dirs/<config name>``)."""
     if not osp.isfile(config):
         raise SystemExit(f'error: config file {config} not found')
-    cfg = Config.fromfile(config)
+    cfg = Config.fromfile(config, import_custom_modules=False)
+    check_dependencies(cfg, config)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

@@ -1,0 +1,3 @@
+from .dilated_mobilevit import DilatedMobileViT
+
+__all__ = ['DilatedMobileViT']

@@ -1,0 +1,3 @@
+from .light_aspp_head import LightASPPHead
+
+__all__ = ['LightASPPHead']
