@@ -1,6 +1,9 @@
 # A CPU-sized SegFormer-b0 run on the bundled 70-photo sample
 # (data/demo/car-damage-detector, converted by `make demo-data` into
 # data/car_damage_demo): 256 crops, 300 iterations, no pretrained download.
+# Trained from scratch on 62 photos, so: a 10x higher lr than the ImageNet
+# fine-tuning recipe, and damage-weighted CE + Dice against the imbalance
+# (plain CE at lr 6e-5 predicted only background after 300 iterations).
 # The sample has no labelled test split: test uses the val split.
 _base_ = ['./segformer_b0_cardamage.py']
 data_root = 'data/car_damage_demo'
@@ -22,7 +25,13 @@ train_pipeline = [
 max_iters = 300
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(init_cfg=None))
+    backbone=dict(init_cfg=None),
+    decode_head=dict(loss_decode=[
+        dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True,
+             class_weight=[1.0, 3.0], loss_name='loss_ce'),
+        dict(type='MaskedDiceLoss', loss_weight=1.0, loss_name='loss_dice'),
+    ]))
+optim_wrapper = dict(optimizer=dict(lr=0.0006))
 train_dataloader = dict(
     batch_size=4,
     num_workers=2,

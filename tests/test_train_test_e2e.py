@@ -46,3 +46,25 @@ def test_missing_checkpoint_and_config_are_named(tmp_path):
     assert res.returncode != 0 and 'nope.pth not found' in res.stderr
     res = run_tool('tools/train.py', str(tmp_path / 'nope.py'))
     assert res.returncode != 0 and 'nope.py not found' in res.stderr
+
+
+def test_per_class_iou_metric_matches_hand_count():
+    import torch
+    from mmseg.registry import METRICS
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+    import cardamage_mmseg  # noqa: F401
+    metric = METRICS.build(dict(type='PerClassIoUMetric'))
+    metric.dataset_meta = dict(classes=('background', 'damage'))
+    gt = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 255]])
+    pred = torch.tensor([[0, 1, 1, 1], [0, 0, 0, 1]])
+    sample = SegDataSample()
+    sample.gt_sem_seg = PixelData(data=gt[None])
+    sample.pred_sem_seg = PixelData(data=pred[None])
+    metric.process({}, [sample.to_dict()])
+    out = metric.evaluate(1)
+    # damage: gt 3 px, pred 3 valid px, intersection 2 -> union 4
+    assert out['IoU.damage'] == 50.0
+    # background: inter 3, union 5 (ignored pixel excluded)
+    assert out['IoU.background'] == 60.0
+    assert out['mIoU'] == 55.0

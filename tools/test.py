@@ -26,7 +26,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='MMSeg test (and eval) a model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint', nargs='?',
+        help='checkpoint file (not for ensemble configs, whose members '
+        'name their own)')
     parser.add_argument('--work-dir', help='where metrics are dumped as json')
     parser.add_argument(
         '--out', help='directory to save predicted masks (PNG class ids)')
@@ -57,12 +60,20 @@ def parse_args(argv=None):
 
 
 def build_cfg(args) -> Config:
-    for path, what in ((args.config, 'config'),
-                       (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise SystemExit(f'error: {what} file {path} not found')
     cfg = load_tool_config(args.config, args.cfg_options, args.label_set,
                            args.work_dir, args.launcher)
+    if cfg.model.get('type') == 'EnsembleSegmentor':
+        if args.checkpoint:
+            raise SystemExit('error: an ensemble config takes no checkpoint '
+                             '(its members list theirs)')
+        if args.tta:
+            raise SystemExit('error: for an ensemble use '
+                             '--cfg-options model.flip=True instead of --tta')
+    elif not args.checkpoint:
+        raise SystemExit('error: a checkpoint file is required')
+    elif not osp.isfile(args.checkpoint):
+        raise SystemExit(f'error: checkpoint file {args.checkpoint} not '
+                         f'found')
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         hooks = cfg.default_hooks

@@ -1,7 +1,7 @@
 """Train a segmentor: mmseg's tools/train.py plus the project's options.
 
     python tools/train.py configs/segformer_b3_cardamage.py \
-        [--work-dir DIR] [--resume] [--amp] [--label-set aihub] \
+        [--work-dir DIR] [--resume] [--amp] [--label-set aihub] [--loss ce-dice] \
         [--cfg-options model.backbone.init_cfg=None ...] [--launcher pytorch]
 """
 import argparse
@@ -17,7 +17,9 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import cardamage_mmseg  # noqa: E402,F401  (registers modules, safe loading)
-from cardamage_mmseg.utils.config import LABEL_SETS, load_tool_config  # noqa
+from cardamage_mmseg.models.losses.presets import LOSS_PRESETS  # noqa: E402
+from cardamage_mmseg.utils.config import (  # noqa: E402
+    LABEL_SETS, apply_loss_preset, load_tool_config)
 
 
 def parse_args(argv=None):
@@ -38,6 +40,10 @@ def parse_args(argv=None):
         choices=sorted(LABEL_SETS),
         help='binary (background/damage) or aihub (5 damage types)')
     parser.add_argument(
+        '--loss',
+        choices=sorted(LOSS_PRESETS),
+        help='loss combination for every head (e.g. ce-lovasz, ce-dice)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -57,6 +63,12 @@ def parse_args(argv=None):
 def build_cfg(args) -> Config:
     cfg = load_tool_config(args.config, args.cfg_options, args.label_set,
                            args.work_dir, args.launcher)
+    if cfg.model.get('type') == 'EnsembleSegmentor':
+        raise SystemExit('error: an EnsembleSegmentor cannot be trained: '
+                         'train each member config, then evaluate the '
+                         'ensemble with tools/test.py or tools/ensemble.py')
+    if args.loss:
+        apply_loss_preset(cfg, args.loss)
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':

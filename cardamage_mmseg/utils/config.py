@@ -56,6 +56,30 @@ def apply_label_set(cfg: Config, label_set: str) -> Config:
     return cfg
 
 
+def apply_loss_preset(cfg: Config, name: str,
+                      auxiliary_scale: float = 0.4) -> Config:
+    """Set ``loss_decode`` of every head to a named combination.
+
+    Auxiliary heads get the same terms with weights times
+    ``auxiliary_scale`` (mmseg's 0.4 convention). Mask2Former's set-based
+    losses are not ``loss_decode`` lists: refused with a clear message.
+    """
+    from cardamage_mmseg.models.losses.presets import loss_preset
+    model = cfg.model
+    if model.get('type') == 'SegTTAModel':
+        model = model['module']
+    head = model.get('decode_head', {})
+    if 'loss_decode' not in head:
+        raise SystemExit(
+            f'error: --loss does not apply to {head.get("type", "this head")}'
+            f' (Mask2Former uses its own set-based losses)')
+    head['loss_decode'] = loss_preset(name)
+    aux = model.get('auxiliary_head')
+    for h in (aux if isinstance(aux, list) else [aux] if aux else []):
+        h['loss_decode'] = loss_preset(name, auxiliary_scale)
+    return cfg
+
+
 #: optional package -> (what needs it, how to install it)
 OPTIONAL_PACKAGES = {
     'mmdet': ('Mask2Former (mmdet.* modules)', 'pip install mmdet==3.3.0'),

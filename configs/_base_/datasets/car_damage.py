@@ -73,5 +73,5 @@ test_dataloader = dict(
         data_prefix=dict(
             img_path='img_dir/test', seg_map_path='ann_dir/test'),
         pipeline=test_pipeline))
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator

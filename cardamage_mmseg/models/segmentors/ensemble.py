@@ -1,0 +1,258 @@
+"""EnsembleSegmentor: several trained segmentors as one mmseg model.
+
+Why this is ours: mmseg 1.x has no model ensemble (0.x had only the
+``tools/model_ensemble.py`` script, which averaged logits of members sharing
+one pipeline). Here each member is built from its own config and checkpoint
+and keeps its own data preprocessor (mean/std, BGR/RGB, size divisor) and
+test mode (whole/slide); fusion happens on class probabilities resized to
+the original image size, so members with different preprocessing mix. It
+evaluates with ``tools/test.py`` like any model and refuses to train.
+
+Memory: members' weights plus one batch of activations; nothing is kept
+across batches.
+"""
+import copy
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.structures import PixelData
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from torch import Tensor
+
+from .fusion import FUSION_RULES, fuse, normalise_weights
+
+#: decode heads whose ``seg_logits`` are already per-class scores
+SCORE_HEADS = ('Mask2FormerHead', 'MaskFormerHead')
+
+
+def _member_classes(cfg: Config, checkpoint: dict) -> Optional[tuple]:
+    meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}
+    classes = meta.get('dataset_meta', {}).get('classes')
+    if classes:
+        return tuple(classes)
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    from mmseg.registry import DATASETS
+    cls = DATASETS.get(dataset.get('type', '')) if dataset else None
+    if dataset.get('metainfo', {}).get('classes'):
+        return tuple(dataset['metainfo']['classes'])
+    if cls is not None and hasattr(cls, 'METAINFO'):
+        return tuple(cls.METAINFO['classes'])
+    return None
+
+
+def build_member(config: str,
+                 checkpoint: str,
+                 device: str = 'cpu',
+                 cfg_options: Optional[dict] = None):
+    """Build one member from its config, load its checkpoint (safely).
+
+    Returns ``(model, classes)``; the model is in eval mode, frozen, with
+    SyncBN reverted to BN.
+    """
+    from mmengine.model.utils import revert_sync_batchnorm
+    from mmengine.runner.checkpoint import load_checkpoint
+    from mmengine.utils import import_modules_from_strings
+    from cardamage_mmseg.utils.config import check_dependencies
+    for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
+        if not path or not osp.isfile(path):
+            raise FileNotFoundError(f'ensemble member {what} not found: '
+                                    f'{path}')
+    cfg = Config.fromfile(config, import_custom_modules=False)
+    check_dependencies(cfg, config)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.pop('pretrained', None)
+    backbone = model_cfg.get('backbone', {})
+    backbone.pop('init_cfg', None)  # weights come from the checkpoint
+    if backbone.get('type') == 'TIMMBackbone':
+        backbone['pretrained'] = False
+    model = MODELS.build(model_cfg)
+    ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+    model = revert_sync_batchnorm(model).to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.cfg = cfg
+    return model, _member_classes(cfg, ckpt)
+
+
+@MODELS.register_module()
+class EnsembleSegmentor(BaseSegmentor):
+    """Fuse the predictions of several trained segmentors.
+
+    Args:
+        members (list[dict]): ``dict(config=..., checkpoint=..., weight=1.0,
+            device=None, cfg_options=None)`` per member.
+        fusion (str): One of :data:`FUSION_RULES` (see :mod:`.fusion`).
+        weights (list[float], optional): Overrides the members' weights.
+        flip (bool): Also predict the horizontally flipped image and
+            average (each member's test-time augmentation).
+        background_index (int): For ``union``/``intersection``.
+        data_preprocessor (dict, optional): The ensemble's own, which only
+            stacks images; each member normalises with its own.
+    """
+
+    def __init__(self,
+                 members: Sequence[dict],
+                 fusion: str = 'mean',
+                 weights: Optional[Sequence[float]] = None,
+                 flip: bool = False,
+                 background_index: int = 0,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg=None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='SegDataPreProcessor')
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        if not members:
+            raise ValueError('EnsembleSegmentor needs at least one member')
+        if fusion not in FUSION_RULES:
+            raise ValueError(f'unknown fusion rule {fusion!r}; choose from '
+                             f'{FUSION_RULES}')
+        for i, m in enumerate(members):
+            for key in ('config', 'checkpoint'):
+                if not m.get(key) or not osp.isfile(m[key]):
+                    raise FileNotFoundError(
+                        f'ensemble member {i}: {key} file not found: '
+                        f'{m.get(key)}')
+        if weights is None:
+            weights = [float(m.get('weight', 1.0)) for m in members]
+        self.weights = normalise_weights(weights, len(members)).tolist()
+        self.fusion = fusion
+        self.flip = flip
+        self.background_index = background_index
+        default_device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        models, devices, classes = [], [], []
+        for m in members:
+            device = m.get('device') or default_device
+            model, names = build_member(m['config'], m['checkpoint'], device,
+                                        m.get('cfg_options'))
+            models.append(model)
+            devices.append(device)
+            classes.append(names)
+        known = [c for c in classes if c is not None]
+        if any(c != known[0] for c in known):
+            raise ValueError(
+                'ensemble members predict different classes: ' + '; '.join(
+                    f'{m["config"]}: {c}' for m, c in zip(members, classes)))
+        num_classes = {self._num_classes(m) for m in models}
+        if len(num_classes) != 1:
+            raise ValueError(f'ensemble members have different class counts '
+                             f'{sorted(num_classes)}')
+        self.members = torch.nn.ModuleList(models)
+        self.member_devices = devices
+        self.member_configs = [m['config'] for m in members]
+        self.classes = known[0] if known else None
+        self.num_classes = num_classes.pop()
+        self.align_corners = False
+
+    @staticmethod
+    def _num_classes(model) -> int:
+        head = model.decode_head
+        return getattr(head, 'num_classes', None) or head.out_channels
+
+    # ------------------------------------------------------------------
+    def member_probs(self, inputs: List[Tensor],
+                     data_samples: List[SegDataSample]) -> Tensor:
+        """Class probabilities of every member for one batch.
+
+        ``inputs`` are the raw (un-normalised) images of the batch. Returns
+        (B, M, C, H, W) at the original image size (all images of a batch
+        must share it; the tools use batch size 1).
+        """
+        per_member = []
+        for model, device in zip(self.members, self.member_devices):
+            if next(model.parameters()).device != torch.device(device):
+                model.to(device)
+            probs = self._predict_probs(model, inputs, data_samples, device)
+            if self.flip:
+                flipped = [x.flip(-1) for x in inputs]
+                probs = (probs + self._predict_probs(
+                    model, flipped, data_samples, device).flip(-1)) / 2
+            per_member.append(probs.to(self._fusion_device))
+        return torch.stack(per_member, dim=1)
+
+    @property
+    def _fusion_device(self) -> torch.device:
+        return torch.device(self.member_devices[0])
+
+    @staticmethod
+    def _predict_probs(model, inputs, data_samples, device) -> Tensor:
+        samples = [copy.deepcopy(s) for s in data_samples]
+        data = model.data_preprocessor(
+            dict(inputs=[x.to(device) for x in inputs],
+                 data_samples=samples), False)
+        with torch.no_grad():
+            results = model.predict(data['inputs'], data['data_samples'])
+        scores = torch.stack([r.seg_logits.data for r in results])
+        if type(model.decode_head).__name__ in SCORE_HEADS:
+            return scores / scores.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return F.softmax(scores, dim=1)
+
+    def fuse_batch(self, probs: Tensor):
+        """(B, M, C, H, W) -> list of (scores, labels) per image."""
+        return [
+            fuse(p, self.fusion, self.weights, self.background_index)
+            for p in probs
+        ]
+
+    # -- BaseSegmentor API ------------------------------------------------
+    def test_step(self, data: dict) -> List[SegDataSample]:
+        """Runner entry point: stack raw images, let each member normalise.
+        """
+        inputs, samples = data['inputs'], data['data_samples']
+        return self.predict(inputs, samples)
+
+    def val_step(self, data: dict) -> List[SegDataSample]:
+        return self.test_step(data)
+
+    @staticmethod
+    def _as_batch(inputs, data_samples):
+        if isinstance(inputs, Tensor):
+            inputs = list(inputs)
+        if data_samples is None:
+            data_samples = [
+                SegDataSample(metainfo=dict(
+                    ori_shape=x.shape[-2:], img_shape=x.shape[-2:]))
+                for x in inputs
+            ]
+        return inputs, data_samples
+
+    def predict(self, inputs, data_samples=None) -> List[SegDataSample]:
+        inputs, data_samples = self._as_batch(inputs, data_samples)
+        fused = self.fuse_batch(self.member_probs(inputs, data_samples))
+        for sample, (scores, labels) in zip(data_samples, fused):
+            sample.set_data(dict(
+                seg_logits=PixelData(data=scores),
+                pred_sem_seg=PixelData(data=labels[None])))
+        return data_samples
+
+    def _forward(self, inputs, data_samples=None) -> Tensor:
+        """Fused class scores (B, C, H, W)."""
+        inputs, data_samples = self._as_batch(inputs, data_samples)
+        fused = self.fuse_batch(self.member_probs(inputs, data_samples))
+        return torch.stack([scores for scores, _ in fused])
+
+    def loss(self, inputs, data_samples) -> Dict[str, Tensor]:
+        raise RuntimeError(
+            'EnsembleSegmentor cannot be trained: train each member with '
+            'tools/train.py and list their checkpoints in the ensemble.')
+
+    def train_step(self, data, optim_wrapper):
+        self.loss(None, None)
+
+    def extract_feat(self, inputs: Tensor):
+        raise NotImplementedError('an ensemble has no single feature map')
+
+    def encode_decode(self, inputs: Tensor, batch_data_samples):
+        raise NotImplementedError('use predict(): members decode separately')
+
+    def init_weights(self) -> None:
+        """Members come from their checkpoints: nothing to initialise."""

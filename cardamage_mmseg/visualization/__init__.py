@@ -1,0 +1,3 @@
+from .overlay import add_legend, colorize, overlay, side_by_side
+
+__all__ = ['add_legend', 'colorize', 'overlay', 'side_by_side']

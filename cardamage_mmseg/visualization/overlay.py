@@ -1,0 +1,64 @@
+"""Colour masks, overlays with a legend, side-by-side panels (RGB uint8)."""
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+
+def colorize(mask: np.ndarray, palette: Sequence[Sequence[int]],
+             ignore_index: int = 255) -> np.ndarray:
+    """(H, W) class ids -> (H, W, 3) colours; ignore pixels are grey."""
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    lut[:len(palette)] = np.asarray(palette, dtype=np.uint8)
+    lut[ignore_index] = (128, 128, 128)
+    return lut[mask.astype(np.uint8)]
+
+
+def overlay(image: np.ndarray, mask: np.ndarray,
+            palette: Sequence[Sequence[int]], opacity: float = 0.5,
+            background_index: int = 0) -> np.ndarray:
+    """Blend class colours over ``image`` (RGB); background stays as is."""
+    out = image.astype(np.float32).copy()
+    colour = colorize(mask, palette).astype(np.float32)
+    sel = mask != background_index
+    out[sel] = (1 - opacity) * out[sel] + opacity * colour[sel]
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def add_legend(image: np.ndarray, classes: Sequence[str],
+               palette: Sequence[Sequence[int]],
+               title: str = '') -> np.ndarray:
+    """Append a legend bar (class swatches, optional title) under the image.
+    """
+    h, w = image.shape[:2]
+    scale = max(0.4, min(1.0, w / 800))
+    row = int(28 * scale) + 6
+    bar = np.full((row, w, 3), 255, dtype=np.uint8)
+    x = 6
+    if title:
+        cv2.putText(bar, title, (x, row - 8), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.6 * scale, (0, 0, 0), 1, cv2.LINE_AA)
+        x += int(cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX,
+                                 0.6 * scale, 1)[0][0]) + 12
+    for name, colour in zip(classes, palette):
+        cv2.rectangle(bar, (x, 5), (x + row - 10, row - 5),
+                      tuple(int(c) for c in colour), -1)
+        cv2.rectangle(bar, (x, 5), (x + row - 10, row - 5), (0, 0, 0), 1)
+        x += row - 4
+        cv2.putText(bar, name, (x, row - 8), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.6 * scale, (0, 0, 0), 1, cv2.LINE_AA)
+        x += int(cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX,
+                                 0.6 * scale, 1)[0][0]) + 14
+    return np.concatenate([image, bar], axis=0)
+
+
+def side_by_side(panels: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Concatenate same-height RGB panels horizontally with white gaps."""
+    h = panels[0].shape[0]
+    spacer = np.full((h, gap, 3), 255, dtype=np.uint8)
+    out = []
+    for i, p in enumerate(panels):
+        if i:
+            out.append(spacer)
+        out.append(p)
+    return np.concatenate(out, axis=1)

@@ -1,0 +1,175 @@
+"""EnsembleSegmentor and tools/ensemble.py on members trained briefly on
+the real sample (SegFormer-b0 and DeepLabV3-MobileViT-S: different
+normalisation, BGR/RGB order and output strides)."""
+import glob
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from PIL import Image
+
+from cardamage_mmseg.models.segmentors import (FUSION_RULES,
+                                               EnsembleSegmentor,
+                                               build_member)
+from conftest import REPO, run_tool, write_tiny_config
+
+init_default_scope('mmseg')
+
+
+@pytest.fixture(scope='module')
+def members(tmp_path_factory, demo_converted):
+    out = {}
+    root = tmp_path_factory.mktemp('members')
+    for name, base, offline in (
+            ('b0', 'configs/segformer_b0_cardamage.py',
+             'model.backbone.init_cfg=None'),
+            ('mvit', 'configs/deeplabv3_mobilevit-s_cardamage.py',
+             'model.backbone.init_cfg=None')):
+        folder = root / name
+        folder.mkdir()
+        cfg = write_tiny_config(folder, base, demo_converted,
+                                extra=f"model = dict(backbone=dict("
+                                f"init_cfg=None))\n")
+        work = str(folder / 'work')
+        res = run_tool('tools/train.py', cfg, '--work-dir', work,
+                       '--cfg-options', offline)
+        assert res.returncode == 0, res.stderr[-2000:]
+        out[name] = (cfg, osp.join(work, 'iter_2.pth'))
+    return out
+
+
+def image_batch(path, size=None):
+    img = Image.open(path).convert('RGB')
+    if size:
+        img = img.resize(size)
+    arr = np.array(img)[:, :, ::-1].copy()  # BGR like LoadImageFromFile
+    from mmseg.structures import SegDataSample
+    sample = SegDataSample(metainfo=dict(
+        img_path=path, ori_shape=arr.shape[:2], img_shape=arr.shape[:2]))
+    return [torch.from_numpy(arr).permute(2, 0, 1)], [sample]
+
+
+def member_labels(cfg, ckpt, inputs, samples):
+    model, _ = build_member(cfg, ckpt)
+    probs = EnsembleSegmentor._predict_probs(model, inputs, samples, 'cpu')
+    return probs[0].argmax(0)
+
+
+@pytest.mark.parametrize('rule', FUSION_RULES)
+def test_one_and_two_identical_members_equal_the_member(members, rule,
+                                                        demo_converted):
+    cfg, ckpt = members['b0']
+    img = sorted(glob.glob(osp.join(demo_converted, 'img_dir', 'val',
+                                    '*.jpg')))[0]
+    inputs, samples = image_batch(img)
+    expected = member_labels(cfg, ckpt, inputs, samples)
+    for n in (1, 2):
+        ens = EnsembleSegmentor(
+            members=[dict(config=cfg, checkpoint=ckpt)] * n, fusion=rule)
+        got = ens.predict(inputs, [s.clone() for s in samples])[0]
+        assert torch.equal(got.pred_sem_seg.data[0], expected)
+
+
+def test_mixed_normalisation_and_sizes_give_original_size(members,
+                                                          demo_converted):
+    img = sorted(glob.glob(osp.join(demo_converted, 'img_dir', 'val',
+                                    '*.jpg')))[1]
+    inputs, samples = image_batch(img, size=(101, 67))  # odd, not /32
+    ens = EnsembleSegmentor(
+        members=[dict(config=c, checkpoint=k) for c, k in members.values()],
+        fusion='mean')
+    dp = [m.data_preprocessor for m in ens.members]
+    assert dp[0].channel_conversion != dp[1].channel_conversion  # BGR/RGB
+    assert not torch.equal(dp[0].std, dp[1].std)  # different scaling
+    probs = ens.member_probs(inputs, samples)
+    assert probs.shape == (1, 2, 2, 67, 101)
+    assert torch.allclose(probs.sum(2), torch.ones(1, 2, 67, 101),
+                          atol=1e-5)
+    out = ens.predict(inputs, samples)[0]
+    assert out.pred_sem_seg.data.shape == (1, 67, 101)
+
+
+def test_clear_errors_before_any_image(members, tmp_path):
+    cfg, ckpt = members['b0']
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        EnsembleSegmentor(members=[dict(config=cfg,
+                                        checkpoint=str(tmp_path / 'nope.pth'))
+                                   ])
+    with pytest.raises(ValueError, match='unknown fusion rule'):
+        EnsembleSegmentor(members=[dict(config=cfg, checkpoint=ckpt)],
+                          fusion='median')
+    with pytest.raises(ValueError, match='1 weights for 2 members'):
+        EnsembleSegmentor(members=[dict(config=cfg, checkpoint=ckpt)] * 2,
+                          weights=[1.0])
+    with pytest.raises(ValueError, match='different class counts'):
+        EnsembleSegmentor(members=[
+            dict(config=cfg, checkpoint=ckpt),
+            dict(config=cfg, checkpoint=ckpt,
+                 cfg_options={'model.decode_head.num_classes': 5})
+        ])
+
+
+def test_tools_ensemble_reports_members_and_ensemble(members, tmp_path,
+                                                      demo_converted):
+    (c0, k0), (c1, k1) = members['b0'], members['mvit']
+    show, out = str(tmp_path / 'show'), str(tmp_path / 'out')
+    res = run_tool('tools/ensemble.py', '--config', c0, c1, '--checkpoint',
+                   k0, k1, '--fusion', 'union', '--split', 'val',
+                   '--data-root', demo_converted, '--show-dir', show,
+                   '--out', out, '--json', str(tmp_path / 'r.json'))
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = res.stdout
+    assert 'tiny_segformer_b0_cardamage' in text
+    assert 'tiny_deeplabv3_mobilevit-s_cardamage' in text
+    assert '| ensemble union |' in text
+    result = json.load(open(tmp_path / 'r.json'))['val']
+    assert set(result) == {'tiny_segformer_b0_cardamage',
+                           'tiny_deeplabv3_mobilevit-s_cardamage',
+                           'ensemble union'}
+    # union never has less damage recall than a member: its damage IoU
+    # denominator covers both; check predictions are the OR of members
+    masks = sorted(glob.glob(osp.join(out, '*.png')))
+    assert len(masks) == 8
+    first = np.array(Image.open(masks[0]))
+    assert first.shape == (256, 256)
+    assert len(glob.glob(osp.join(show, '*.png'))) == 8
+    assert 'ensemble on 8 images' in res.stderr  # progress bar
+
+
+def test_search_costs_one_pass_and_reports_best(members, tmp_path,
+                                                demo_converted):
+    (c0, k0), (c1, k1) = members['b0'], members['mvit']
+    res = run_tool('tools/ensemble.py', '--config', c0, c1, '--checkpoint',
+                   k0, k1, '--search', '--search-split', 'val', '--split',
+                   'val', '--data-root', demo_converted)
+    assert res.returncode == 0, res.stderr[-3000:]
+    # 5 unweighted rules + 2 weighted rules x 9 weight pairs
+    assert 'searching 23 fusion candidates on val (8 images, one pass)' \
+        in res.stdout
+    assert 'best on val:' in res.stdout
+    # exactly two passes over the 8 images: search split + report split
+    assert res.stderr.count('ensemble on 8 images') >= 2
+
+
+def test_tools_test_runs_an_ensemble_config(members, tmp_path,
+                                            demo_converted):
+    (c0, k0), (c1, k1) = members['b0'], members['mvit']
+    cfg = tmp_path / 'ens.py'
+    cfg.write_text(f'''
+_base_ = [{c0!r}]
+model = dict(_delete_=True, type='EnsembleSegmentor', fusion='weighted_vote',
+             members=[dict(config={c0!r}, checkpoint={k0!r}, weight=0.6),
+                      dict(config={c1!r}, checkpoint={k1!r}, weight=0.4)])
+''')
+    work = str(tmp_path / 'work')
+    res = run_tool('tools/test.py', str(cfg), '--work-dir', work,
+                   '--show-dir', str(tmp_path / 'show'))
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.load(open(sorted(glob.glob(osp.join(work, '*',
+                                                       '*.json')))[-1]))
+    assert 'mIoU' in metrics and 'IoU.damage' in metrics
+    res = run_tool('tools/train.py', str(cfg), '--work-dir', work)
+    assert res.returncode != 0 and 'cannot be trained' in res.stderr

@@ -1,0 +1,88 @@
+"""Compare loss combinations on the same model, data, seed and budget.
+
+    python tools/analysis/loss_study.py \
+        [--config configs/segformer_b0_cardamage_demo.py] [--iters 300] \
+        [--presets ce ce-dice dice-focal ce-lovasz ce-dice-iou] \
+        [--work-dir work_dirs/loss_study] [--cfg-options ...]
+
+Each preset trains through tools/train.py (a fresh process, seed from the
+config), validates once at the end, and the script prints a markdown table
+of val mIoU and damage IoU (also written to WORK_DIR/results.json).
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import subprocess
+import sys
+import time
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+from cardamage_mmseg.models.losses.presets import LOSS_PRESETS  # noqa: E402
+
+
+def last_val_metrics(work_dir: str) -> dict:
+    """The last line with mIoU in the run's scalars.json."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    if not files:
+        raise RuntimeError(f'no scalars.json under {work_dir}')
+    metrics = {}
+    with open(files[-1]) as f:
+        for line in f:
+            row = json.loads(line)
+            if 'mIoU' in row:
+                metrics = row
+    return metrics
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--config',
+                   default='configs/segformer_b0_cardamage_demo.py')
+    p.add_argument('--iters', type=int, default=300)
+    p.add_argument('--presets', nargs='+',
+                   default=['ce', 'ce-dice', 'dice-focal', 'ce-lovasz',
+                            'ce-dice-iou'],
+                   choices=sorted(LOSS_PRESETS))
+    p.add_argument('--work-dir', default='work_dirs/loss_study')
+    p.add_argument('--cfg-options', nargs='*', default=[])
+    args = p.parse_args(argv)
+    results = []
+    for i, preset in enumerate(args.presets, 1):
+        work = osp.join(args.work_dir, preset)
+        print(f'[{i}/{len(args.presets)}] {preset}: training {args.iters} '
+              f'iterations -> {work}', flush=True)
+        start = time.time()
+        cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'),
+               args.config, '--work-dir', work, '--loss', preset,
+               '--cfg-options', f'train_cfg.max_iters={args.iters}',
+               f'train_cfg.val_interval={args.iters}',
+               f'default_hooks.checkpoint.interval={args.iters}',
+               *args.cfg_options]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return 1
+        m = last_val_metrics(work)
+        results.append(dict(preset=preset, mIoU=m['mIoU'],
+                            damage_IoU=m.get('IoU.damage'),
+                            background_IoU=m.get('IoU.background'),
+                            minutes=round((time.time() - start) / 60, 1)))
+        print(f'    mIoU {m["mIoU"]:.2f}, damage IoU '
+              f'{m.get("IoU.damage")}', flush=True)
+    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
+        json.dump(dict(config=args.config, iters=args.iters,
+                       results=results), f, indent=1)
+    print('\n| loss | val mIoU | damage IoU | background IoU |')
+    print('|---|---|---|---|')
+    for r in results:
+        print(f"| {r['preset']} | {r['mIoU']:.2f} | {r['damage_IoU']:.2f} | "
+              f"{r['background_IoU']:.2f} |")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
