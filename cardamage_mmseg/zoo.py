@@ -40,3 +40,35 @@ BASELINES: Dict[str, Baseline] = {
         'configs/mask2former_swin-t_cardamage.py', 'Mask2Former Swin-T',
         None, None, 47.0, ('mmdet', )),
 }
+
+
+def offline_options(name: str) -> dict:
+    """The baseline's pretrained-download switches as a dict."""
+    opts = {}
+    for item in BASELINES[name].offline:
+        key, value = item.split('=', 1)
+        opts[key] = {'None': None, 'False': False}[value]
+    return opts
+
+
+def build_baseline(name: str, repo_root: str = '.', label_set='binary',
+                   offline: bool = True):
+    """Build a baseline's model from its config (no weights downloaded when
+    ``offline``), SyncBN reverted for single-process use."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    from mmengine.model.utils import revert_sync_batchnorm
+    from mmengine.utils import import_modules_from_strings
+    from mmseg.registry import MODELS
+
+    from .utils.config import apply_label_set, check_dependencies
+    path = osp.join(repo_root, BASELINES[name].config)
+    cfg = Config.fromfile(path, import_custom_modules=False)
+    check_dependencies(cfg, path)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    if offline:
+        cfg.merge_from_dict(offline_options(name))
+    apply_label_set(cfg, label_set)
+    return revert_sync_batchnorm(MODELS.build(cfg.model))

@@ -119,3 +119,23 @@ def run_tool(*args, timeout=600, env=None):
     return subprocess.run([sys.executable, *args], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout,
                           env=full_env)
+
+
+@pytest.fixture(scope='session')
+def members(tmp_path_factory, demo_converted):
+    """Two members trained 2 iterations on the real sample: SegFormer-b0
+    (ImageNet mean/std, RGB) and DeepLabV3-MobileViT-S ([0, 1], BGR)."""
+    out = {}
+    root = tmp_path_factory.mktemp('members')
+    for name, base in (('b0', 'configs/segformer_b0_cardamage.py'),
+                       ('mvit', 'configs/deeplabv3_mobilevit-s_cardamage.py')):
+        folder = root / name
+        folder.mkdir()
+        cfg = write_tiny_config(folder, base, demo_converted,
+                                extra='model = dict(backbone=dict('
+                                'init_cfg=None))\n')
+        work = str(folder / 'work')
+        res = run_tool('tools/train.py', cfg, '--work-dir', work)
+        assert res.returncode == 0, res.stderr[-2000:]
+        out[name] = (cfg, osp.join(work, 'iter_2.pth'))
+    return out

@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from cardamage_mmseg.utils import config as config_utils
-from cardamage_mmseg.zoo import BASELINES
+from cardamage_mmseg.zoo import BASELINES, build_baseline
 from conftest import REPO, run_tool, write_tiny_config
 
 init_default_scope('mmseg')
@@ -40,26 +40,11 @@ def test_baseline_trains_checkpoints_and_tests(name, tmp_path,
                                   '*.png'))) == 2
 
 
-def build_offline(name, label_set):
-    from mmseg.registry import MODELS
-    from mmengine.utils import import_modules_from_strings
-    base = BASELINES[name]
-    cfg = Config.fromfile(osp.join(REPO, base.config))
-    import_modules_from_strings(**cfg.custom_imports)
-    opts = {}
-    for item in base.offline:
-        key, value = item.split('=')
-        opts[key] = None if value == 'None' else False
-    cfg.merge_from_dict(opts)
-    config_utils.apply_label_set(cfg, label_set)
-    return MODELS.build(cfg.model)
-
-
 @pytest.mark.parametrize('label_set,classes', [('binary', 2), ('aihub', 5)])
 @pytest.mark.parametrize('name', sorted(BASELINES))
 def test_output_shape_and_classes(name, label_set, classes):
     from mmseg.structures import SegDataSample
-    model = build_offline(name, label_set).eval()
+    model = build_baseline(name, REPO, label_set).eval()
     sample = SegDataSample(metainfo=dict(img_shape=(64, 96),
                                          ori_shape=(64, 96),
                                          pad_shape=(64, 96)))

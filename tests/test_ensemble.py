@@ -19,28 +19,6 @@ from conftest import REPO, run_tool, write_tiny_config
 init_default_scope('mmseg')
 
 
-@pytest.fixture(scope='module')
-def members(tmp_path_factory, demo_converted):
-    out = {}
-    root = tmp_path_factory.mktemp('members')
-    for name, base, offline in (
-            ('b0', 'configs/segformer_b0_cardamage.py',
-             'model.backbone.init_cfg=None'),
-            ('mvit', 'configs/deeplabv3_mobilevit-s_cardamage.py',
-             'model.backbone.init_cfg=None')):
-        folder = root / name
-        folder.mkdir()
-        cfg = write_tiny_config(folder, base, demo_converted,
-                                extra=f"model = dict(backbone=dict("
-                                f"init_cfg=None))\n")
-        work = str(folder / 'work')
-        res = run_tool('tools/train.py', cfg, '--work-dir', work,
-                       '--cfg-options', offline)
-        assert res.returncode == 0, res.stderr[-2000:]
-        out[name] = (cfg, osp.join(work, 'iter_2.pth'))
-    return out
-
-
 def image_batch(path, size=None):
     img = Image.open(path).convert('RGB')
     if size:

@@ -16,7 +16,6 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
@@ -25,9 +24,7 @@ from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from .fusion import FUSION_RULES, fuse, normalise_weights
-
-#: decode heads whose ``seg_logits`` are already per-class scores
-SCORE_HEADS = ('Mask2FormerHead', 'MaskFormerHead')
+from .probs import predict_probs
 
 
 def _member_classes(cfg: Config, checkpoint: dict) -> Optional[tuple]:
@@ -185,16 +182,7 @@ class EnsembleSegmentor(BaseSegmentor):
 
     @staticmethod
     def _predict_probs(model, inputs, data_samples, device) -> Tensor:
-        samples = [copy.deepcopy(s) for s in data_samples]
-        data = model.data_preprocessor(
-            dict(inputs=[x.to(device) for x in inputs],
-                 data_samples=samples), False)
-        with torch.no_grad():
-            results = model.predict(data['inputs'], data['data_samples'])
-        scores = torch.stack([r.seg_logits.data for r in results])
-        if type(model.decode_head).__name__ in SCORE_HEADS:
-            return scores / scores.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        return F.softmax(scores, dim=1)
+        return predict_probs(model, inputs, data_samples, device)
 
     def fuse_batch(self, probs: Tensor):
         """(B, M, C, H, W) -> list of (scores, labels) per image."""

@@ -1,0 +1,34 @@
+"""Class probabilities of any mmseg segmentor for a batch of raw images."""
+import copy
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: decode heads whose ``seg_logits`` are already per-class scores
+SCORE_HEADS = ('Mask2FormerHead', 'MaskFormerHead')
+
+
+def predict_probs(model, inputs: List[Tensor], data_samples: list,
+                  device='cpu') -> Tensor:
+    """(B, C, H, W) probabilities at each image's original size.
+
+    ``inputs`` are raw (un-normalised, BGR, CHW) image tensors of one shape;
+    the model's own data preprocessor normalises them. ``data_samples`` are
+    copied, never modified. Logits go through softmax; MaskFormer-style
+    scores are normalised to sum to one.
+    """
+    samples = [copy.deepcopy(s) for s in data_samples]
+    data = model.data_preprocessor(
+        dict(inputs=[x.to(device) for x in inputs], data_samples=samples),
+        False)
+    with torch.no_grad():
+        results = model.predict(data['inputs'], data['data_samples'])
+    scores = torch.stack([r.seg_logits.data for r in results])
+    head = getattr(model, 'decode_head', None)
+    if type(head).__name__ in SCORE_HEADS:
+        return scores / scores.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    if scores.shape[1] == 1:  # sigmoid head: [background, foreground]
+        return torch.cat([1 - scores, scores], dim=1)
+    return F.softmax(scores, dim=1)

@@ -1,0 +1,152 @@
+"""tools/infer.py and DamageSegmenter on the real sample and generated
+images: outputs, report figures, EXIF, odd formats, bad files, ensembles."""
+import csv
+import json
+import os
+import os.path as osp
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cardamage_mmseg.apis import DamageSegmenter, damage_report
+from conftest import DEMO, run_tool
+
+
+@pytest.fixture(scope='module')
+def segmenter(members):
+    cfg, ckpt = members['b0']
+    return DamageSegmenter(cfg, ckpt)
+
+
+def test_report_matches_direct_computation():
+    mask = np.zeros((100, 200), np.uint8)
+    mask[10:20, 10:30] = 1  # 200 px region
+    mask[50:52, 100:101] = 1  # 2 px speck, below the minimum area
+    mask[60:90, 150:190] = 1  # 1200 px region
+    probs = np.stack([1 - mask * 0.8, mask * 0.8 + (1 - mask) * 0.0])
+    probs = probs.astype(np.float32)
+    rep = damage_report(mask, probs, ('background', 'damage'),
+                        min_region_fraction=0.001)  # 20 px
+    assert rep['width'] == 200 and rep['height'] == 100
+    assert rep['damage_share'] == pytest.approx(1402 / 20000)
+    assert rep['num_regions'] == 2
+    boxes = sorted(r['bbox'] for r in rep['regions'])
+    assert boxes == [[10, 10, 20, 10], [150, 60, 40, 30]]
+    assert sorted(r['area_px'] for r in rep['regions']) == [200, 1200]
+    assert rep['damage_confidence'] == pytest.approx(0.8)
+    expected_mean = (1402 * 0.8 + (20000 - 1402) * 1.0) / 20000
+    assert rep['mean_confidence'] == pytest.approx(expected_mean, abs=1e-4)
+
+
+def test_api_on_path_array_and_list(segmenter):
+    path = osp.join(DEMO, 'val', '1.jpg')
+    [from_path] = segmenter(path)
+    rgb = np.array(Image.open(path).convert('RGB'))
+    [from_array] = segmenter(rgb)
+    assert from_path.mask.shape == rgb.shape[:2]
+    assert np.array_equal(from_path.mask, from_array.mask)
+    assert from_path.probs.shape == (2, *rgb.shape[:2])
+    assert np.allclose(from_path.probs.sum(0), 1, atol=1e-4)
+    both = segmenter([path, rgb], batch_size=2)
+    assert np.array_equal(both[1].mask, from_path.mask)
+
+
+def test_odd_formats_are_converted(segmenter, tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (45, 70, 3), dtype=np.uint8)
+    Image.fromarray(rgb[..., 0]).save(tmp_path / 'gray.png')
+    Image.fromarray(np.dstack([rgb, np.full((45, 70), 128, np.uint8)]),
+                    'RGBA').save(tmp_path / 'rgba.png')
+    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(
+        tmp_path / 'deep.png')
+    for name in ('gray.png', 'rgba.png', 'deep.png'):
+        [res] = segmenter(str(tmp_path / name))
+        assert res.mask.shape == (45, 70)
+
+
+def test_exif_rotated_photo_is_segmented_upright(segmenter, tmp_path):
+    src = Image.open(osp.join(DEMO, 'val', '4.jpg')).convert('RGB')
+    src = src.resize((160, 96))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # viewer rotates 90 degrees clockwise
+    src.save(tmp_path / 'exif.jpg', exif=exif, quality=95)
+    upright = src.transpose(Image.Transpose.ROTATE_270)
+    [res_exif] = segmenter(str(tmp_path / 'exif.jpg'))
+    decoded = np.array(Image.open(tmp_path / 'exif.jpg').convert('RGB'))
+    [res_up] = segmenter(np.ascontiguousarray(np.rot90(decoded, k=-1)))
+    assert res_exif.mask.shape == (160, 96) == upright.size[::-1]
+    assert np.array_equal(res_exif.mask, res_up.mask)
+
+
+def test_infer_folder_end_to_end(members, tmp_path):
+    cfg, ckpt = members['b0']
+    folder = tmp_path / 'photos'
+    shutil.copytree(osp.join(DEMO, 'test'), folder / 'sub')
+    (folder / 'broken.JPG').write_bytes(b'\xff\xd8\xff not really')
+    Image.open(osp.join(DEMO, 'val', '1.jpg')).resize((77, 51)).save(
+        folder / 'small.PNG')
+    out = str(tmp_path / 'out')
+    res = run_tool('tools/infer.py', cfg, ckpt, str(folder), '--out', out,
+                   '--batch-size', '4')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert '9 image(s) segmented' in res.stdout
+    assert '1 unreadable' in res.stdout and 'broken.JPG' in res.stdout
+    assert 'img/s' in res.stderr  # progress bar
+    rows = json.load(open(osp.join(out, 'report.json')))
+    assert len(rows) == 10
+    by_file = {osp.basename(r['file']): r for r in rows}
+    assert by_file['broken.JPG']['status'] == 'error'
+    for name, row in by_file.items():
+        if row['status'] != 'ok':
+            continue
+        stem = osp.splitext(osp.relpath(row['file'], folder))[0]
+        mask = np.array(Image.open(osp.join(out, 'masks', stem + '.png')))
+        overlay = Image.open(osp.join(out, 'overlays', stem + '.jpg'))
+        with Image.open(row['file']) as im:
+            w, h = im.size
+        assert mask.shape == (h, w) and (row['width'], row['height']) == (w,
+                                                                          h)
+        assert set(np.unique(mask)) <= {0, 1}
+        assert overlay.size[0] == w and overlay.size[1] > h  # legend bar
+        assert row['damage_share'] == pytest.approx(
+            float((mask == 1).mean()), abs=1e-6)
+    with open(osp.join(out, 'report.csv')) as f:
+        assert len(list(csv.DictReader(f))) == 10
+    # re-run: everything is skipped, report still complete
+    again = run_tool('tools/infer.py', cfg, ckpt, str(folder), '--out', out)
+    assert '0 image(s) segmented' in again.stdout
+    assert '9 already done' in again.stdout
+    assert len(json.load(open(osp.join(out, 'report.json')))) == 10
+    redo = run_tool('tools/infer.py', cfg, ckpt, str(folder / 'small.PNG'),
+                    '--out', out, '--overwrite')
+    assert '1 image(s) segmented' in redo.stdout
+
+
+def test_infer_with_an_ensemble_config_and_text_list(members, tmp_path):
+    (c0, k0), (c1, k1) = members['b0'], members['mvit']
+    cfg = tmp_path / 'ens.py'
+    cfg.write_text(f'''
+_base_ = [{c0!r}]
+model = dict(_delete_=True, type='EnsembleSegmentor', fusion='union',
+             members=[dict(config={c0!r}, checkpoint={k0!r}),
+                      dict(config={c1!r}, checkpoint={k1!r})])
+''')
+    listing = tmp_path / 'list.txt'
+    listing.write_text(f"{osp.join(DEMO, 'val', '1.jpg')}\n"
+                       f"{osp.join(DEMO, 'val', '4.jpg')}\n")
+    out = str(tmp_path / 'out')
+    res = run_tool('tools/infer.py', str(cfg), str(listing), '--out', out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert '2 image(s) segmented' in res.stdout
+    assert sorted(os.listdir(osp.join(out, 'masks'))) == ['1.png', '4.png']
+
+
+def test_infer_errors(members, tmp_path):
+    cfg, ckpt = members['b0']
+    (tmp_path / 'empty').mkdir()
+    res = run_tool('tools/infer.py', cfg, ckpt, str(tmp_path / 'empty'))
+    assert res.returncode != 0 and 'no images' in res.stderr
+    res = run_tool('tools/infer.py', cfg, ckpt, str(tmp_path / 'missing'))
+    assert res.returncode != 0 and 'does not exist' in res.stderr

@@ -1,0 +1,143 @@
+"""Benchmarks: converter throughput and the model zoo (parameters, GFLOPs,
+latency), printed as markdown tables and saved as JSON.
+
+    python tools/benchmark/benchmark.py [--what converter zoo] \
+        [--models segformer_b0 segformer_b3 ...] [--size 512] [--runs 5] \
+        [--warmup 2] [--device cpu|cuda] [--out work_dirs/benchmark]
+
+Latency: batch 1, SIZExSIZE, ``model._forward`` (backbone + head, no
+resizing back), median of ``--runs`` after ``--warmup`` runs, eval mode,
+no grad. GFLOPs: mmengine's ``get_model_complexity_info`` (fvcore-style
+counting, one multiply-add = one FLOP, as mmseg's get_flops.py).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+import torch  # noqa: E402
+
+from cardamage_mmseg.zoo import BASELINES, build_baseline  # noqa: E402
+
+DEMO = osp.join(REPO, 'data', 'demo', 'car-damage-detector', 'dataset')
+
+
+def hardware(device: str) -> str:
+    if device.startswith('cuda'):
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f
+                       if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return f'{cpu}, {os.cpu_count()} cores, torch threads ' \
+        f'{torch.get_num_threads()}'
+
+
+def bench_converter(nprocs=(1, 2)):
+    from cardamage_mmseg.datasets.converters import (load_via_entries,
+                                                     run_conversion)
+    folder = osp.join(DEMO, 'train')
+    entries, _ = load_via_entries(
+        osp.join(folder, 'via_region_data.json'), folder)
+    rows = []
+    for nproc in nprocs:
+        for size in (512, 0):
+            out = tempfile.mkdtemp(prefix='bench_conv_')
+            start = time.perf_counter()
+            run_conversion(entries, out, size=size, nproc=nproc)
+            elapsed = time.perf_counter() - start
+            shutil.rmtree(out)
+            rows.append(dict(workers=nproc, size=size or 'original',
+                             images=len(entries),
+                             images_per_s=round(len(entries) / elapsed, 1)))
+    return rows
+
+
+def bench_model(name, size, runs, warmup, device):
+    from mmengine.analysis import get_model_complexity_info
+    model = build_baseline(name, REPO).to(device).eval()
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    x = torch.randn(1, 3, size, size, device=device)
+    with torch.no_grad():
+        flops = get_model_complexity_info(
+            model, inputs=(x, ), show_table=False,
+            show_arch=False)['flops'] / 1e9
+        times = []
+        for i in range(warmup + runs):
+            if device.startswith('cuda'):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model._forward(x)
+            if device.startswith('cuda'):
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+    return dict(model=name, params_m=round(params, 2),
+                gflops=round(flops, 1),
+                latency_ms=round(statistics.median(times), 1),
+                study_params_m=BASELINES[name].study_params_m,
+                study_miou=BASELINES[name].study_miou)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--what', nargs='+', default=['converter', 'zoo'],
+                   choices=['converter', 'zoo'])
+    p.add_argument('--models', nargs='+', default=sorted(BASELINES),
+                   choices=sorted(BASELINES))
+    p.add_argument('--size', type=int, default=512)
+    p.add_argument('--runs', type=int, default=5)
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--out', default='work_dirs/benchmark')
+    args = p.parse_args(argv)
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    report = dict(hardware=hardware(args.device), torch=torch.__version__)
+    print(f'hardware: {report["hardware"]}; torch {torch.__version__}')
+    if 'converter' in args.what:
+        rows = bench_converter()
+        report['converter'] = rows
+        print('\n| workers | output size | images | images/s |')
+        print('|---|---|---|---|')
+        for r in rows:
+            print(f"| {r['workers']} | {r['size']} | {r['images']} | "
+                  f"{r['images_per_s']} |")
+    if 'zoo' in args.what:
+        rows = []
+        for i, name in enumerate(args.models, 1):
+            print(f'[{i}/{len(args.models)}] {name} ...', flush=True)
+            rows.append(bench_model(name, args.size, args.runs, args.warmup,
+                                    args.device))
+        report['zoo'] = dict(size=args.size, runs=args.runs,
+                             warmup=args.warmup, device=args.device,
+                             rows=rows)
+        print(f'\n| model | params (M) | GFLOPs @{args.size} | '
+              f'{args.device} latency (ms, median of {args.runs}) |')
+        print('|---|---|---|---|')
+        for r in rows:
+            print(f"| {r['model']} | {r['params_m']} | {r['gflops']} | "
+                  f"{r['latency_ms']} |")
+    os.makedirs(args.out, exist_ok=True)
+    path = osp.join(args.out, f'benchmark_{args.device.replace(":", "")}'
+                    f'.json')
+    with open(path, 'w') as f:
+        json.dump(report, f, indent=1)
+    print(f'\nsaved {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
