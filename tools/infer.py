@@ -23,13 +23,14 @@ import json
 import os
 import os.path as osp
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from cardamage_mmseg.utils.io import atomic_write  # noqa: E402
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -94,20 +95,6 @@ def collect_inputs(path: str):
             out.append((full, name))
         return out
     return [(path, osp.splitext(osp.basename(path))[0])]
-
-
-def atomic_write(path: str, write) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=osp.dirname(path),
-                               suffix=osp.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def output_paths(out: str, name: str):

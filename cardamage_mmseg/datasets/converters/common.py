@@ -17,7 +17,6 @@ import math
 import os
 import os.path as osp
 import random
-import tempfile
 from dataclasses import dataclass, field
 from multiprocessing import Pool
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -25,6 +24,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
+
+from cardamage_mmseg.utils.io import atomic_write
 
 #: Output palette of mask PNGs (class id -> colour); ids stay the pixel values.
 MASK_PALETTE = [0, 0, 0, 255, 0, 0, 255, 200, 0, 0, 120, 255, 170, 0, 255]
@@ -132,30 +133,15 @@ def read_image(path: str, annotated_size: Optional[Tuple[int, int]] = None
     return img, note
 
 
-def _atomic_save(save, path: str, suffix: str) -> None:
-    folder = osp.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_mask(mask: np.ndarray, path: str) -> None:
     """Write a palette PNG whose pixel values are the class ids."""
     img = Image.fromarray(mask, mode='P')
     img.putpalette(MASK_PALETTE + [0] * (768 - len(MASK_PALETTE)))
-    _atomic_save(lambda p: img.save(p, format='PNG'), path, '.png')
+    atomic_write(path, lambda p: img.save(p, format='PNG'))
 
 
 def save_jpeg(img: Image.Image, path: str, quality: int = 95) -> None:
-    _atomic_save(lambda p: img.save(p, format='JPEG', quality=quality), path,
-                 '.jpg')
+    atomic_write(path, lambda p: img.save(p, format='JPEG', quality=quality))
 
 
 def convert_entry(entry: Entry, out_root: str, size: int = 0,
@@ -296,10 +282,8 @@ def run_conversion(entries: List[Entry], out_root: str, size: int = 0,
     splits = '-'.join(sorted({e.split for e in entries})) or 'none'
     report = osp.join(out_root, f'conversion_report_{splits}.json')
     summary.report_path = report
-    _atomic_save(
-        lambda p: open(p, 'w', encoding='utf-8').write(
-            json.dumps(summary.as_dict(), indent=1, ensure_ascii=False)),
-        report, '.json')
+    atomic_write(report, lambda p: open(p, 'w', encoding='utf-8').write(
+        json.dumps(summary.as_dict(), indent=1, ensure_ascii=False)))
     return summary
 
 

@@ -1,4 +1,8 @@
+from .distill import DistillSegmentor, student_state_dict
 from .ensemble import EnsembleSegmentor, build_member
 from .fusion import FUSION_RULES, fuse
 
-__all__ = ['EnsembleSegmentor', 'FUSION_RULES', 'build_member', 'fuse']
+__all__ = [
+    'DistillSegmentor', 'EnsembleSegmentor', 'FUSION_RULES', 'build_member',
+    'fuse', 'student_state_dict'
+]
