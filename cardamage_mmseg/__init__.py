@@ -11,6 +11,7 @@ from .version import __version__
 register_safe_checkpoint_loaders()
 
 from . import datasets  # noqa: E402,F401  (registers into mmseg)
+from . import engine  # noqa: E402,F401
 from . import evaluation  # noqa: E402,F401
 from . import models  # noqa: E402,F401
 

@@ -19,6 +19,7 @@ from mmengine.config import Config, DictAction  # noqa: E402,F401
 from mmengine.runner import Runner  # noqa: E402
 
 import cardamage_mmseg  # noqa: E402,F401  (registers modules, safe loading)
+from cardamage_mmseg.utils.dist import prepare_cpu_distributed  # noqa: E402
 from cardamage_mmseg.utils.config import LABEL_SETS, load_tool_config  # noqa
 
 
@@ -98,6 +99,7 @@ def build_cfg(args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
+    prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     return runner.test()
 

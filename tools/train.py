@@ -17,6 +17,7 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import cardamage_mmseg  # noqa: E402,F401  (registers modules, safe loading)
+from cardamage_mmseg.utils.dist import prepare_cpu_distributed  # noqa: E402
 from cardamage_mmseg.models.losses.presets import LOSS_PRESETS  # noqa: E402
 from cardamage_mmseg.utils.config import (  # noqa: E402
     LABEL_SETS, apply_loss_preset, load_tool_config)
@@ -94,6 +95,7 @@ def build_cfg(args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
+    prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
 

@@ -76,7 +76,10 @@ class CarDamageDataset(BaseSegDataset):
                     raise DatasetError(
                         f'{self.__class__.__name__}: {what} folder {folder} '
                         f'does not exist. {PREPARE_HINT}')
-        data_list = super().load_data_list()
+        # hidden files (e.g. ".tmp-*" of an interrupted conversion) are not
+        # samples
+        data_list = [d for d in super().load_data_list()
+                     if not osp.basename(d['img_path']).startswith('.')]
         if not data_list:
             raise DatasetError(
                 f'{self.__class__.__name__}: no "*{self.img_suffix}" images '

@@ -19,3 +19,5 @@ load_from = None
 resume = False
 randomness = dict(seed=0)
 tta_model = dict(type='SegTTAModel')
+# torch's RNG (dropout, drop-path) continues across --resume
+custom_hooks = [dict(type='RNGStateHook')]

@@ -263,7 +263,12 @@ def run_conversion(entries: List[Entry], out_root: str, size: int = 0,
                    desc: str = 'converting') -> Summary:
     """Convert all entries with a progress bar; write the JSON report."""
     from tqdm import tqdm
+    removed = remove_stale_temporaries(out_root)
     summary = Summary()
+    if removed:
+        summary.problems.append(
+            ('(output)', f'removed {removed} partial file(s) left by an '
+                         f'interrupted run'))
     summary.problems.extend(unmatched)
     summary.skipped += len(summary.problems)
     split_of = {e.stem: e.split for e in entries}
@@ -285,6 +290,20 @@ def run_conversion(entries: List[Entry], out_root: str, size: int = 0,
     atomic_write(report, lambda p: open(p, 'w', encoding='utf-8').write(
         json.dumps(summary.as_dict(), indent=1, ensure_ascii=False)))
     return summary
+
+
+def remove_stale_temporaries(out_root: str) -> int:
+    """Delete ``.tmp-*`` files a killed run left in ``img_dir``/``ann_dir``
+    (finished files are never temporary: they are renamed into place).
+    Do not run two conversions into one folder at the same time."""
+    removed = 0
+    for sub in ('img_dir', 'ann_dir'):
+        for root, _, names in os.walk(osp.join(out_root, sub)):
+            for name in names:
+                if name.startswith('.tmp-'):
+                    os.remove(osp.join(root, name))
+                    removed += 1
+    return removed
 
 
 def safe_stem(name: str) -> str:

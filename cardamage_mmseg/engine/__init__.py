@@ -1,0 +1,3 @@
+from .hooks import RNGStateHook, SampleTraceHook
+
+__all__ = ['RNGStateHook', 'SampleTraceHook']

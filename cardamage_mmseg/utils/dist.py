@@ -1,0 +1,55 @@
+"""Distributed runs on machines without a GPU (CPU + gloo).
+
+Why this is ours: mmengine 0.10.7's ``init_dist('pytorch')`` always calls
+``torch.cuda.set_device`` and its DDP wrapper always passes ``device_ids``,
+so ``torchrun`` on CPU-only machines fails before the first iteration, and
+torch's SyncBatchNorm only runs on GPUs. The tools call
+:func:`prepare_cpu_distributed` first: it starts a gloo process group itself
+(the runner then skips its own init), turns SyncBN into BN (statistics per
+process) and wraps without ``device_ids``. On GPU machines it does nothing.
+"""
+import os
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+
+def prepare_cpu_distributed(cfg: Config) -> None:
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    if 'RANK' not in os.environ:
+        raise SystemExit('error: --launcher pytorch needs torchrun '
+                         '(tools/dist_train.sh / tools/dist_test.sh)')
+    dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', {})
+    backend = dist_cfg.get('backend', 'gloo')
+    if backend != 'gloo':
+        print_log(f'no GPU: using the gloo backend instead of {backend}',
+                  logger='current')
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    if _sync_bn_to_bn(cfg.model):
+        print_log('no GPU: SyncBN layers run as BN (per-process statistics)',
+                  logger='current')
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def _sync_bn_to_bn(node) -> bool:
+    """Replace ``type='SyncBN'`` by ``'BN'`` everywhere in a config tree."""
+    changed = False
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+            changed = True
+        for value in node.values():
+            changed |= _sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            changed |= _sync_bn_to_bn(value)
+    return changed
