@@ -52,7 +52,7 @@ def offline_options(name: str) -> dict:
 
 
 def build_baseline(name: str, repo_root: str = '.', label_set='binary',
-                   offline: bool = True):
+                   offline: bool = True, cfg_options: Optional[dict] = None):
     """Build a baseline's model from its config (no weights downloaded when
     ``offline``), SyncBN reverted for single-process use."""
     import os.path as osp
@@ -70,5 +70,7 @@ def build_baseline(name: str, repo_root: str = '.', label_set='binary',
         import_modules_from_strings(**cfg.custom_imports)
     if offline:
         cfg.merge_from_dict(offline_options(name))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     apply_label_set(cfg, label_set)
     return revert_sync_batchnorm(MODELS.build(cfg.model))
