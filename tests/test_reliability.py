@@ -146,3 +146,36 @@ def test_killed_conversion_finishes_cleanly(tmp_path):
             assert os.path.getmtime(osp.join(ann, name)) == mtime
     mask = np.array(Image.open(osp.join(ann, sorted(finished)[0])))
     assert mask.ndim == 2
+
+
+@pytest.mark.slow
+def test_ensemble_and_distill_under_two_gloo_processes(tmp_path, members,
+                                                       demo_converted):
+    (c0, k0), (c1, k1) = members['b0'], members['mvit']
+    ens = tmp_path / 'ens.py'
+    ens.write_text(f'''
+_base_ = [{c0!r}]
+model = dict(_delete_=True, type='EnsembleSegmentor', fusion='mean',
+             members=[dict(config={c0!r}, checkpoint={k0!r}),
+                      dict(config={c1!r}, checkpoint={k1!r})])
+''')
+    one = run_tool('tools/test.py', str(ens), '--work-dir',
+                   str(tmp_path / 'e1'))
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = torchrun('tools/dist_test.sh', str(ens), '', '2', '--work-dir',
+                   str(tmp_path / 'e2'))
+    assert two.returncode == 0, (two.stdout + two.stderr)[-3000:]
+    assert last_metrics(str(tmp_path / 'e1'))['mIoU'] == pytest.approx(
+        last_metrics(str(tmp_path / 'e2'))['mIoU'], abs=0.01)
+    # distillation: the teacher in every rank, frozen
+    cfg = write_tiny_config(
+        tmp_path, 'configs/distill_segformer_b3-b0_cardamage.py',
+        demo_converted, iters=2,
+        extra=f"model = dict(student=dict(data_preprocessor=dict("
+        f"size=crop_size), backbone=dict(init_cfg=None)), teacher=dict("
+        f"config={c0!r}, checkpoint={k0!r}))\n")
+    work = str(tmp_path / 'dist_kd')
+    res = torchrun('tools/dist_train.sh', cfg, '2', '--work-dir', work)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert 'distill.loss_kd' in res.stdout + res.stderr
+    assert osp.isfile(osp.join(work, 'iter_2.pth'))

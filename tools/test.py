@@ -64,6 +64,8 @@ def build_cfg(args) -> Config:
     cfg = load_tool_config(args.config, args.cfg_options, args.label_set,
                            args.work_dir, args.launcher)
     if cfg.model.get('type') == 'EnsembleSegmentor':
+        # several processes: frozen members need no DDP (which refuses them)
+        cfg.setdefault('model_wrapper_cfg', dict(type='FrozenModelWrapper'))
         if args.checkpoint:
             raise SystemExit('error: an ensemble config takes no checkpoint '
                              '(its members list theirs)')

@@ -1,3 +1,4 @@
 from .hooks import RNGStateHook, SampleTraceHook
+from .wrappers import FrozenModelWrapper
 
-__all__ = ['RNGStateHook', 'SampleTraceHook']
+__all__ = ['FrozenModelWrapper', 'RNGStateHook', 'SampleTraceHook']

@@ -2,7 +2,7 @@
 (random weights, real 512x512-sized input):
 
 - ensemble: time per image of EnsembleSegmentor vs the sum of its members'
-  times, and peak memory (each case in its own process) vs the sum of the
+  times (interleaved rounds in one process, medians), and peak memory (each case in its own process) vs the sum of the
   members' peaks;
 - distillation: one DistillSegmentor training step vs one student training
   step + one teacher no-grad forward;
@@ -84,6 +84,24 @@ def ensemble_case(case, ckpts, runs, device):
     samples = [SegDataSample(metainfo=dict(ori_shape=(512, 512),
                                            img_shape=(512, 512)))]
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if case == 'time':  # interleaved rounds: member0, member1, ensemble
+        model = EnsembleSegmentor(members=[
+            dict(config=osp.join(REPO, c), checkpoint=k, device=device)
+            for c, k in zip(MEMBERS, ckpts)], fusion='mean')
+        fns = [lambda m=m: predict_probs(m, inputs, samples, device)
+               for m in model.members]
+        fns.append(lambda: model.predict(list(inputs),
+                                         [s.clone() for s in samples]))
+        times = [[] for _ in fns]
+        for r in range(runs + 1):
+            for i, fn in enumerate(fns):
+                start = time.perf_counter()
+                fn()
+                if r:
+                    times[i].append(time.perf_counter() - start)
+        print(json.dumps(dict(case=case, seconds=[
+            statistics.median(t) for t in times])))
+        return
     if case == 'ensemble':
         model = EnsembleSegmentor(members=[
             dict(config=osp.join(REPO, c), checkpoint=k, device=device)
@@ -104,21 +122,20 @@ def bench_ensemble(runs, device):
     with tempfile.TemporaryDirectory() as tmp:
         ckpts = random_checkpoints(tmp, MEMBERS)
         rows = {}
-        for case in ('member0', 'member1', 'ensemble'):
+        for case in ('time', 'member0', 'member1', 'ensemble'):
             out = subprocess.run(
                 [sys.executable, __file__, '--child', case, '--runs',
                  str(runs), '--device', device, '--ckpts', *ckpts],
                 capture_output=True, text=True, check=True)
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows[case] = row
-    members_s = rows['member0']['seconds'] + rows['member1']['seconds']
+    t0, t1, t_ens = rows['time']['seconds']
     members_mb = rows['member0']['peak_mb'] + rows['member1']['peak_mb']
     return dict(
         members=[MEMBERS[0], MEMBERS[1]],
-        member_seconds=[rows['member0']['seconds'],
-                        rows['member1']['seconds']],
-        ensemble_seconds=rows['ensemble']['seconds'],
-        time_ratio=rows['ensemble']['seconds'] / members_s,
+        member_seconds=[t0, t1],
+        ensemble_seconds=t_ens,
+        time_ratio=t_ens / (t0 + t1),
         member_peak_mb=[rows['member0']['peak_mb'],
                         rows['member1']['peak_mb']],
         ensemble_peak_mb=rows['ensemble']['peak_mb'],
@@ -211,10 +228,11 @@ def bench_infer(runs, device, batch=4, images=8):
                 capture_output=True, text=True, check=True)
             line = [ln for ln in res.stdout.splitlines()
                     if 'image(s) segmented' in ln][0]
-            # "N image(s) segmented (R img/s; model M s of T s)"
-            rate = float(line.split('(')[1].split(' img/s')[0])
-            model_s = float(line.split('model ')[1].split('s of')[0])
-            total_s = float(line.split('s of ')[1].split('s)')[0])
+            # "N image(s) segmented (R img/s; model Ms of Ts), ..."
+            import re
+            rate, model_s, total_s = (float(v) for v in re.search(
+                r'\(([\d.]+) img/s; model ([\d.]+)s of ([\d.]+)s\)',
+                line).groups())
             rows[bs] = dict(img_per_s=rate, model_s=model_s,
                             total_s=total_s,
                             wall_s=time.perf_counter() - start)
@@ -240,6 +258,9 @@ def main(argv=None) -> int:
         ensemble_case(args.child, args.ckpts, args.runs, args.device)
         return 0
     import torch
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    import cardamage_mmseg  # noqa: F401
     report = dict(device=args.device, torch=torch.__version__,
                   threads=torch.get_num_threads())
     if 'ensemble' in args.what:
