@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 
 import cardamage_mmseg  # noqa: F401
-from cardamage_mmseg.models.losses import (MaskedDiceLoss, SoftIoULoss,
+from cardamage_mmseg.models.losses import (LovaszSoftmaxLoss,
+                                           MaskedDiceLoss, SoftIoULoss,
                                            SoftmaxFocalLoss)
 from mmseg.registry import MODELS
 
@@ -24,9 +25,10 @@ LOSSES = [
                    class_weight=[1.0, 3.0]),
     SoftIoULoss(),
     SoftIoULoss(exclude_background=True),
+    LovaszSoftmaxLoss(),
 ]
 IDS = ['focal', 'focal_alpha', 'focal_sigmoid', 'dice', 'dice_sq_fg',
-       'iou', 'iou_fg']
+       'iou', 'iou_fg', 'lovasz']
 
 
 def test_focal_gamma0_equals_cross_entropy():
@@ -129,8 +131,7 @@ def test_built_from_config_with_distinct_names():
     names = set()
     for cfg in (dict(type='SoftmaxFocalLoss'), dict(type='MaskedDiceLoss'),
                 dict(type='SoftIoULoss'),
-                dict(type='LovaszLoss', reduction='none',
-                     loss_name='loss_lovasz'),
+                dict(type='LovaszSoftmaxLoss'),
                 dict(type='CrossEntropyLoss', loss_name='loss_ce')):
         names.add(MODELS.build(cfg).loss_name)
     assert names == {'loss_focal', 'loss_dice', 'loss_iou', 'loss_lovasz',
@@ -140,3 +141,17 @@ def test_built_from_config_with_distinct_names():
 def test_out_of_range_target_is_a_clear_error():
     with pytest.raises(ValueError, match='outside 0..1'):
         MaskedDiceLoss()(torch.randn(1, 2, 2, 2), torch.full((1, 2, 2), 3))
+
+
+def test_lovasz_matches_mmseg_on_ordinary_inputs():
+    mmseg_lovasz = MODELS.build(dict(
+        type='LovaszLoss', loss_type='multi_class', classes='present',
+        per_image=False, reduction='none'))
+    for seed in range(3):
+        torch.manual_seed(seed)
+        logits = torch.randn(2, 3, 6, 6)
+        target = torch.randint(0, 3, (2, 6, 6))
+        target[0, :2] = 255
+        ours = LovaszSoftmaxLoss()(logits, target)
+        ref = mmseg_lovasz(logits, target)
+        assert torch.allclose(ours, ref, atol=1e-6)

@@ -20,9 +20,17 @@ NO_RANDOM_LAYERS = ('model = dict(backbone=dict(init_cfg=None, '
                     'dropout_ratio=0.0))\n')
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
 def torchrun(*args, nproc=2, timeout=600):
+    """Run tools/dist_*.sh with 2 CPU processes on a fresh loopback port."""
     env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1',
-               PORT=str(29500 + os.getpid() % 1000))
+               PORT=str(free_port()), MASTER_ADDR='127.0.0.1')
     return subprocess.run(['bash', *args[:1], *args[1:]], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout,
                           env=env)

@@ -1,11 +1,13 @@
 """The speed switches give the stock outputs (CPU, so CI guards them)."""
 import copy
+import os.path as osp
 
 import pytest
 import torch
 from mmengine.registry import init_default_scope
 
 import cardamage_mmseg  # noqa: F401
+from conftest import REPO
 from mmseg.registry import MODELS
 
 init_default_scope('mmseg')
@@ -38,5 +40,6 @@ def test_sdpa_backbone_matches_stock_outputs_and_gradients(shape):
 def test_segformer_configs_use_the_sdpa_backbone():
     from mmengine.config import Config
     for name in ('segformer_b0', 'segformer_b3', 'segformer_b5'):
-        cfg = Config.fromfile(f'configs/{name}_cardamage.py')
+        cfg = Config.fromfile(osp.join(REPO, 'configs',
+                                       f'{name}_cardamage.py'))
         assert cfg.model.backbone.type == 'MixVisionTransformerSDPA'

@@ -19,7 +19,8 @@ from mmengine.config import Config, DictAction  # noqa: E402,F401
 from mmengine.runner import Runner  # noqa: E402
 
 import cardamage_mmseg  # noqa: E402,F401  (registers modules, safe loading)
-from cardamage_mmseg.utils.dist import prepare_cpu_distributed  # noqa: E402
+from cardamage_mmseg.utils.dist import (  # noqa: E402
+    finish_distributed, prepare_cpu_distributed)
 from cardamage_mmseg.utils.config import LABEL_SETS, load_tool_config  # noqa
 
 
@@ -77,7 +78,7 @@ def build_cfg(args) -> Config:
     elif not osp.isfile(args.checkpoint):
         raise SystemExit(f'error: checkpoint file {args.checkpoint} not '
                          f'found')
-    cfg.load_from = args.checkpoint
+    cfg.load_from = args.checkpoint or None
     if args.show or args.show_dir:
         hooks = cfg.default_hooks
         if 'visualization' not in hooks:
@@ -101,9 +102,11 @@ def build_cfg(args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
-    prepare_cpu_distributed(cfg)
+    prepare_cpu_distributed(cfg, testing=True)
     runner = Runner.from_cfg(cfg)
-    return runner.test()
+    metrics = runner.test()
+    finish_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

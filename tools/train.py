@@ -17,7 +17,8 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import cardamage_mmseg  # noqa: E402,F401  (registers modules, safe loading)
-from cardamage_mmseg.utils.dist import prepare_cpu_distributed  # noqa: E402
+from cardamage_mmseg.utils.dist import (  # noqa: E402
+    finish_distributed, prepare_cpu_distributed)
 from cardamage_mmseg.models.losses.presets import LOSS_PRESETS  # noqa: E402
 from cardamage_mmseg.utils.config import (  # noqa: E402
     LABEL_SETS, apply_loss_preset, load_tool_config)
@@ -98,6 +99,7 @@ def main(argv=None):
     prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

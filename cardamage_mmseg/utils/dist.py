@@ -16,7 +16,10 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 
-def prepare_cpu_distributed(cfg: Config) -> None:
+def prepare_cpu_distributed(cfg: Config, testing: bool = False) -> None:
+    """See the module docstring. ``testing``: wrap with
+    :class:`FrozenModelWrapper` instead of DDP (nothing to synchronise; DDP
+    on gloo sometimes aborted a rank during set-up here)."""
     if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
         return
     if 'RANK' not in os.environ:
@@ -32,6 +35,8 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     if _sync_bn_to_bn(cfg.model):
         print_log('no GPU: SyncBN layers run as BN (per-process statistics)',
                   logger='current')
+    if testing and cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='FrozenModelWrapper')
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(
             type='MMDistributedDataParallel',
@@ -53,3 +58,12 @@ def _sync_bn_to_bn(node) -> bool:
         for value in node:
             changed |= _sync_bn_to_bn(value)
     return changed
+
+
+def finish_distributed() -> None:
+    """Close the process group at the end of a tool (all ranks together);
+    leaving it to interpreter exit can abort a rank while gloo's threads
+    are still alive ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

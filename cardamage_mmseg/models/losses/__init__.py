@@ -3,8 +3,10 @@ from .distill_losses import (ChannelWiseDistillLoss, FeatureMimicLoss,
                              PixelKLDistillLoss)
 from .focal_loss import SoftmaxFocalLoss
 from .iou_loss import SoftIoULoss
+from .lovasz_loss import LovaszSoftmaxLoss
 
 __all__ = [
-    'ChannelWiseDistillLoss', 'FeatureMimicLoss', 'MaskedDiceLoss',
+    'ChannelWiseDistillLoss', 'FeatureMimicLoss', 'LovaszSoftmaxLoss',
+    'MaskedDiceLoss',
     'PixelKLDistillLoss', 'SoftIoULoss', 'SoftmaxFocalLoss'
 ]

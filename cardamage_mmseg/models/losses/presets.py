@@ -1,7 +1,7 @@
 """Named loss combinations for ``loss_decode``; ``tools/train.py --loss``
 applies one to every head of any (non-Mask2Former) config.
 
-The study's best was CE + mIoU (Lovasz-softmax, mmseg's ``LovaszLoss``).
+The study's best was CE + mIoU (Lovasz-softmax: ``LovaszSoftmaxLoss``).
 """
 import copy
 from typing import Dict, List
@@ -12,8 +12,7 @@ DICE = dict(type='MaskedDiceLoss', loss_weight=1.0, loss_name='loss_dice')
 FOCAL = dict(type='SoftmaxFocalLoss', gamma=2.0, loss_weight=1.0,
              loss_name='loss_focal')
 IOU = dict(type='SoftIoULoss', loss_weight=1.0, loss_name='loss_iou')
-LOVASZ = dict(type='LovaszLoss', loss_type='multi_class', classes='present',
-              per_image=False, reduction='none', loss_weight=1.0,
+LOVASZ = dict(type='LovaszSoftmaxLoss', classes='present', loss_weight=1.0,
               loss_name='loss_lovasz')
 
 LOSS_PRESETS: Dict[str, List[dict]] = {
