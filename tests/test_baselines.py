@@ -7,7 +7,6 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from cardamage_mmseg.utils import config as config_utils

@@ -1,9 +1,6 @@
 """Safe checkpoint loading: allow-listed types load, pickles that run code
 do not, truncated files are named."""
-import io
 import os
-import pickle
-import zipfile
 
 import numpy as np
 import pytest

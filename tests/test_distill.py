@@ -14,8 +14,7 @@ import cardamage_mmseg  # noqa: F401
 from cardamage_mmseg.models.losses import (ChannelWiseDistillLoss,
                                            FeatureMimicLoss,
                                            PixelKLDistillLoss)
-from cardamage_mmseg.models.segmentors import (DistillSegmentor,
-                                               student_state_dict)
+from cardamage_mmseg.models.segmentors import (DistillSegmentor)
 from conftest import REPO, run_tool, write_tiny_config
 
 init_default_scope('mmseg')

@@ -14,7 +14,7 @@ from PIL import Image
 from cardamage_mmseg.models.segmentors import (FUSION_RULES,
                                                EnsembleSegmentor,
                                                build_member)
-from conftest import REPO, run_tool, write_tiny_config
+from conftest import run_tool
 
 init_default_scope('mmseg')
 

@@ -138,7 +138,7 @@ def test_killed_conversion_finishes_cleanly(tmp_path):
                 for n in os.listdir(ann) if not n.startswith('.')}
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert f'already present: ' in res.stdout
+    assert 'already present: ' in res.stdout
     for folder, suffix in (('img_dir', '.jpg'), ('ann_dir', '.png')):
         names = os.listdir(osp.join(out, folder, 'train'))
         assert not [n for n in names if n.startswith('.tmp-')]

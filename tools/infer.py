@@ -27,7 +27,6 @@ import time
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
-import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cardamage_mmseg.utils.io import atomic_write  # noqa: E402

@@ -16,7 +16,6 @@ from typing import Dict, List, Optional, Sequence, Union
 import cv2
 import numpy as np
 import torch
-from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 from PIL import Image, ImageOps

@@ -7,7 +7,6 @@ it reads: ``input = 'logits'`` (decode-head outputs) or ``'features'``
 """
 from typing import Optional
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
