@@ -39,7 +39,8 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.8',
-    packages=find_packages(exclude=('configs', 'tools', 'tests', 'data')),
+    packages=find_packages(
+        exclude=('configs', 'tools', 'tools.*', 'tests', 'tests.*', 'data')),
     install_requires=parse_requirements('requirements/runtime.txt'),
     extras_require={
         'optional': parse_requirements('requirements/optional.txt'),
