@@ -27,8 +27,8 @@ model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=None),
     decode_head=dict(loss_decode=[
-        dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True,
-             class_weight=[1.0, 3.0], loss_name='loss_ce'),
+        dict(type='WeightedCrossEntropyLoss', class_weight=[1.0, 3.0],
+             loss_weight=1.0, loss_name='loss_ce'),
         dict(type='MaskedDiceLoss', loss_weight=1.0, loss_name='loss_dice'),
     ]))
 optim_wrapper = dict(optimizer=dict(lr=0.0006))

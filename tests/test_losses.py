@@ -155,3 +155,19 @@ def test_lovasz_matches_mmseg_on_ordinary_inputs():
         ours = LovaszSoftmaxLoss()(logits, target)
         ref = mmseg_lovasz(logits, target)
         assert torch.allclose(ours, ref, atol=1e-6)
+
+
+def test_weighted_ce_matches_torch_and_survives_ignore_pixels():
+    from cardamage_mmseg.models.losses import WeightedCrossEntropyLoss
+    logits = torch.randn(2, 2, 4, 4)
+    target = torch.randint(0, 2, (2, 4, 4))
+    target[0, 0] = 255
+    ours = WeightedCrossEntropyLoss(class_weight=[1.0, 3.0])(logits, target)
+    ref = F.cross_entropy(logits, target, weight=torch.tensor([1.0, 3.0]),
+                          ignore_index=255)
+    assert torch.allclose(ours, ref, atol=1e-6)
+    mmseg_ce = MODELS.build(dict(type='CrossEntropyLoss',
+                                 class_weight=[1.0, 3.0],
+                                 avg_non_ignore=True))
+    with pytest.raises(IndexError):  # the mmseg 1.2.2 bug this avoids
+        mmseg_ce(logits, target)
