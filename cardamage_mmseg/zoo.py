@@ -11,7 +11,6 @@ class Baseline:
     study_miou: Optional[float]  # published test mIoU (AI Hub split)
     study_damage_iou: Optional[float]
     study_params_m: Optional[float]  # parameters of the study's version
-    needs: Tuple[str, ...] = ()  # optional packages
     # --cfg-options that switch every pretrained download off
     offline: Tuple[str, ...] = ('model.backbone.init_cfg=None', )
 
@@ -31,14 +30,14 @@ BASELINES: Dict[str, Baseline] = {
                             offline=('model.pretrained=None', )),
     'deeplabv3_mobilevit-s': Baseline(
         'configs/deeplabv3_mobilevit-s_cardamage.py',
-        'DeepLabV3-MobileViT-S', 0.604, 0.283, 6.4, ('mmpretrain', )),
+        'DeepLabV3-MobileViT-S', 0.604, 0.283, 6.4),
     'deeplabv3_mobilevitv2': Baseline(
         'configs/deeplabv3_mobilevitv2_cardamage.py', 'MobileViTv2',
-        0.5584, 0.204, 13.0, ('timm', ),
+        0.5584, 0.204, 13.0,
         offline=('model.backbone.pretrained=False', )),
     'mask2former_swin-t': Baseline(
         'configs/mask2former_swin-t_cardamage.py', 'Mask2Former Swin-T',
-        None, None, 47.0, ('mmdet', )),
+        None, None, 47.0),
 }
 
 
@@ -57,20 +56,12 @@ def build_baseline(name: str, repo_root: str = '.', label_set='binary',
     ``offline``), SyncBN reverted for single-process use."""
     import os.path as osp
 
-    from mmengine.config import Config
     from mmengine.model.utils import revert_sync_batchnorm
-    from mmengine.utils import import_modules_from_strings
     from mmseg.registry import MODELS
 
-    from .utils.config import apply_label_set, check_dependencies
-    path = osp.join(repo_root, BASELINES[name].config)
-    cfg = Config.fromfile(path, import_custom_modules=False)
-    check_dependencies(cfg, path)
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    if offline:
-        cfg.merge_from_dict(offline_options(name))
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    from .utils.config import apply_label_set, load_config
+    options = dict(offline_options(name)) if offline else {}
+    options.update(cfg_options or {})
+    cfg = load_config(osp.join(repo_root, BASELINES[name].config), options)
     apply_label_set(cfg, label_set)
     return revert_sync_batchnorm(MODELS.build(cfg.model))

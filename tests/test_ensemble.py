@@ -14,6 +14,7 @@ from PIL import Image
 from cardamage_mmseg.models.segmentors import (FUSION_RULES,
                                                EnsembleSegmentor,
                                                build_member)
+from cardamage_mmseg.models.segmentors.probs import predict_probs
 from conftest import run_tool
 
 init_default_scope('mmseg')
@@ -32,7 +33,7 @@ def image_batch(path, size=None):
 
 def member_labels(cfg, ckpt, inputs, samples):
     model, _ = build_member(cfg, ckpt)
-    probs = EnsembleSegmentor._predict_probs(model, inputs, samples, 'cpu')
+    probs = predict_probs(model, inputs, samples, 'cpu')
     return probs[0].argmax(0)
 
 

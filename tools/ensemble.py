@@ -172,13 +172,13 @@ def run_split(model, dataset, candidates, show_dir=None, out_dir=None):
         gt = sample.gt_sem_seg.data[0].to(probs.device).long()
         for m, p in enumerate(probs):
             scores.add(f'member{m}', p.argmax(0), gt)
+        labels = {}
         for name, (rule, weights) in candidates.items():
-            label = fuse(probs, rule, weights, model.background_index)[1]
-            scores.add(name, label, gt)
-        if show_dir or out_dir:
-            rule, weights = next(iter(candidates.values()))
-            label = fuse(probs, rule, weights,
-                         model.background_index)[1].cpu().numpy()
+            labels[name] = fuse(probs, rule, weights,
+                                model.background_index)[1]
+            scores.add(name, labels[name], gt)
+        if show_dir or out_dir:  # the first candidate's labels
+            label = next(iter(labels.values())).cpu().numpy()
             stem = osp.splitext(osp.basename(sample.img_path))[0]
             if out_dir:
                 os.makedirs(out_dir, exist_ok=True)

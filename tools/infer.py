@@ -103,12 +103,10 @@ def output_paths(out: str, name: str):
 
 
 def write_outputs(segmenter, result, rgb, name, out, opacity):
+    from cardamage_mmseg.datasets.converters.common import save_mask
     from cardamage_mmseg.visualization import add_legend, overlay
     mask_path, overlay_path, report_path = output_paths(out, name)
-    mask_img = Image.fromarray(result.mask, mode='P')
-    flat = [int(c) for colour in segmenter.palette for c in colour]
-    mask_img.putpalette(flat + [0] * (768 - len(flat)))
-    atomic_write(mask_path, lambda p: mask_img.save(p, format='PNG'))
+    save_mask(result.mask, mask_path, segmenter.palette)
     pct = result.report['damage_share'] * 100
     drawn = add_legend(
         overlay(rgb, result.mask, segmenter.palette, opacity),

@@ -121,6 +121,19 @@ def check_dependencies(cfg: Config, config_path: str = '') -> None:
                          '\n'.join(lines))
 
 
+def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config, fail early on missing optional packages, import its
+    ``custom_imports``, apply overrides. Every config the project loads
+    (tools, ensemble members, teachers, baselines) goes through here."""
+    cfg = Config.fromfile(config, import_custom_modules=False)
+    check_dependencies(cfg, config)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
 def load_tool_config(config: str,
                      cfg_options: Optional[dict] = None,
                      label_set: Optional[str] = None,
@@ -130,13 +143,8 @@ def load_tool_config(config: str,
     the work dir (CLI > config > ``work_dirs/<config name>``)."""
     if not osp.isfile(config):
         raise SystemExit(f'error: config file {config} not found')
-    cfg = Config.fromfile(config, import_custom_modules=False)
-    check_dependencies(cfg, config)
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
+    cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
     if label_set:
         apply_label_set(cfg, label_set)
     if work_dir is not None:

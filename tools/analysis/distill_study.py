@@ -21,7 +21,7 @@ import sys
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from tools.analysis.loss_study import last_val_metrics  # noqa: E402
+from cardamage_mmseg.utils.scalars import last_val_metrics  # noqa: E402
 
 VARIANTS = {
     'none': None,

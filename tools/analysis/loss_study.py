@@ -10,7 +10,6 @@ config), validates once at the end, and the script prints a markdown table
 of val mIoU and damage IoU (also written to WORK_DIR/results.json).
 """
 import argparse
-import glob
 import json
 import os.path as osp
 import subprocess
@@ -21,21 +20,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
 from cardamage_mmseg.models.losses.presets import LOSS_PRESETS  # noqa: E402
-
-
-def last_val_metrics(work_dir: str) -> dict:
-    """The last line with mIoU in the run's scalars.json."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')))
-    if not files:
-        raise RuntimeError(f'no scalars.json under {work_dir}')
-    metrics = {}
-    with open(files[-1]) as f:
-        for line in f:
-            row = json.loads(line)
-            if 'mIoU' in row:
-                metrics = row
-    return metrics
+from cardamage_mmseg.utils.scalars import last_val_metrics  # noqa: E402
 
 
 def main(argv=None) -> int:

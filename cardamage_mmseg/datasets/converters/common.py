@@ -133,10 +133,14 @@ def read_image(path: str, annotated_size: Optional[Tuple[int, int]] = None
     return img, note
 
 
-def save_mask(mask: np.ndarray, path: str) -> None:
-    """Write a palette PNG whose pixel values are the class ids."""
+def save_mask(mask: np.ndarray, path: str,
+              palette: Optional[Sequence[Sequence[int]]] = None) -> None:
+    """Write a palette PNG whose pixel values are the class ids (colours:
+    ``palette`` as [[r, g, b], ...], default :data:`MASK_PALETTE`)."""
+    flat = (MASK_PALETTE if palette is None else
+            [int(c) for colour in palette for c in colour])
     img = Image.fromarray(mask, mode='P')
-    img.putpalette(MASK_PALETTE + [0] * (768 - len(MASK_PALETTE)))
+    img.putpalette(flat + [0] * (768 - len(flat)))
     atomic_write(path, lambda p: img.save(p, format='PNG'))
 
 

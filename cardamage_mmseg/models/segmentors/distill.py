@@ -16,7 +16,6 @@ from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.utils import add_prefix
@@ -27,11 +26,8 @@ from .ensemble import build_member
 
 def _student_cfg(student: Union[str, dict]) -> dict:
     if isinstance(student, str):
-        cfg = Config.fromfile(student)
-        if cfg.get('custom_imports'):
-            from mmengine.utils import import_modules_from_strings
-            import_modules_from_strings(**cfg.custom_imports)
-        return copy.deepcopy(cfg.model)
+        from cardamage_mmseg.utils.config import load_config
+        return copy.deepcopy(load_config(student).model)
     return copy.deepcopy(student)
 
 

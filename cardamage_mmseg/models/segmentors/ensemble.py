@@ -53,18 +53,12 @@ def build_member(config: str,
     """
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.runner.checkpoint import load_checkpoint
-    from mmengine.utils import import_modules_from_strings
-    from cardamage_mmseg.utils.config import check_dependencies
+    from cardamage_mmseg.utils.config import load_config
     for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
         if not path or not osp.isfile(path):
             raise FileNotFoundError(f'ensemble member {what} not found: '
                                     f'{path}')
-    cfg = Config.fromfile(config, import_custom_modules=False)
-    check_dependencies(cfg, config)
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_config(config, cfg_options)
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.pop('pretrained', None)
     backbone = model_cfg.get('backbone', {})
@@ -168,10 +162,10 @@ class EnsembleSegmentor(BaseSegmentor):
         for model, device in zip(self.members, self.member_devices):
             if next(model.parameters()).device != torch.device(device):
                 model.to(device)
-            probs = self._predict_probs(model, inputs, data_samples, device)
+            probs = predict_probs(model, inputs, data_samples, device)
             if self.flip:
                 flipped = [x.flip(-1) for x in inputs]
-                probs = (probs + self._predict_probs(
+                probs = (probs + predict_probs(
                     model, flipped, data_samples, device).flip(-1)) / 2
             per_member.append(probs.to(self._fusion_device))
         return torch.stack(per_member, dim=1)
@@ -179,10 +173,6 @@ class EnsembleSegmentor(BaseSegmentor):
     @property
     def _fusion_device(self) -> torch.device:
         return torch.device(self.member_devices[0])
-
-    @staticmethod
-    def _predict_probs(model, inputs, data_samples, device) -> Tensor:
-        return predict_probs(model, inputs, data_samples, device)
 
     def fuse_batch(self, probs: Tensor):
         """(B, M, C, H, W) -> list of (scores, labels) per image."""
