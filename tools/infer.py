@@ -2,7 +2,8 @@
 
     python tools/infer.py CONFIG [CHECKPOINT] INPUT [--out DIR] \
         [--device cpu|cuda:0] [--batch-size N] [--tta] [--opacity 0.5] \
-        [--overwrite] [--min-region 0.0005]
+        [--overwrite] [--min-region 0.0005] [--amp [bf16|fp16]] [--compile] \
+        [--channels-last]
 
 INPUT: an image, a folder (searched recursively for jpg/jpeg/png/bmp/webp
 in any case) or a text file with one image path per line (relative paths
@@ -30,6 +31,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from PIL import Image  # noqa: E402
 
 from cardamage_mmseg.utils.io import atomic_write  # noqa: E402
+from cardamage_mmseg.utils.speed import add_speed_args  # noqa: E402
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -48,6 +50,7 @@ def parse_args(argv=None):
                    help='smallest region in the report, as a fraction of '
                    'the image area (default 0.0005)')
     p.add_argument('--overwrite', action='store_true')
+    add_speed_args(p)
     args = p.parse_args(argv)
     if len(args.paths) == 1:
         args.checkpoint, args.input = None, args.paths[0]
@@ -149,8 +152,10 @@ def main(argv=None) -> int:
     if args.checkpoint and not osp.isfile(args.checkpoint):
         raise SystemExit(f'error: checkpoint {args.checkpoint} not found')
     try:
-        segmenter = DamageSegmenter(args.config, args.checkpoint,
-                                    args.device, args.tta, args.min_region)
+        segmenter = DamageSegmenter(
+            args.config, args.checkpoint, args.device, args.tta,
+            args.min_region, amp=args.amp, compile=args.compile,
+            channels_last=args.channels_last)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f'error: {err}')
     rows, errors, skipped, done = [], [], 0, 0

@@ -2,7 +2,8 @@
 options.
 
     python tools/test.py CONFIG CHECKPOINT [--show-dir DIR] [--out DIR] \
-        [--tta] [--label-set aihub] [--cfg-options ...]
+        [--tta] [--amp [bf16|fp16]] [--compile] [--channels-last] \
+        [--label-set aihub] [--cfg-options ...]
 
 ``--show-dir DIR`` draws every test image: ground truth and prediction
 overlaid in the dataset palette, side by side, as
@@ -22,6 +23,8 @@ import cardamage_mmseg  # noqa: E402,F401  (registers modules, safe loading)
 from cardamage_mmseg.utils.dist import (  # noqa: E402
     finish_distributed, prepare_cpu_distributed)
 from cardamage_mmseg.utils.config import LABEL_SETS, load_tool_config  # noqa
+from cardamage_mmseg.utils.speed import (  # noqa: E402
+    add_speed_args, apply_speed_settings)
 
 
 def parse_args(argv=None):
@@ -54,6 +57,7 @@ def parse_args(argv=None):
         help='job launcher')
     parser.add_argument(
         '--tta', action='store_true', help='test time augmentation')
+    add_speed_args(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -73,6 +77,9 @@ def build_cfg(args) -> Config:
         if args.tta:
             raise SystemExit('error: for an ensemble use '
                              '--cfg-options model.flip=True instead of --tta')
+        if args.compile or args.channels_last:
+            raise SystemExit('error: --compile/--channels-last apply to one '
+                             'model, not to an ensemble config')
     elif not args.checkpoint:
         raise SystemExit('error: a checkpoint file is required')
     elif not osp.isfile(args.checkpoint):
@@ -93,6 +100,12 @@ def build_cfg(args) -> Config:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
+    try:
+        apply_speed_settings(cfg, amp=args.amp, compile=args.compile,
+                             channels_last=args.channels_last,
+                             training=False)
+    except ValueError as e:
+        raise SystemExit(f'error: {e}')
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True

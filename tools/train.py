@@ -1,11 +1,11 @@
 """Train a segmentor: mmseg's tools/train.py plus the project's options.
 
     python tools/train.py configs/segformer_b3_cardamage.py \
-        [--work-dir DIR] [--resume] [--amp] [--label-set aihub] [--loss ce-dice] \
+        [--work-dir DIR] [--resume] [--amp [bf16|fp16]] [--compile] \
+        [--channels-last] [--label-set aihub] [--loss ce-dice] \
         [--cfg-options model.backbone.init_cfg=None ...] [--launcher pytorch]
 """
 import argparse
-import logging
 import os
 import os.path as osp
 import sys
@@ -13,7 +13,6 @@ import sys
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import cardamage_mmseg  # noqa: E402,F401  (registers modules, safe loading)
@@ -22,6 +21,8 @@ from cardamage_mmseg.utils.dist import (  # noqa: E402
 from cardamage_mmseg.models.losses.presets import LOSS_PRESETS  # noqa: E402
 from cardamage_mmseg.utils.config import (  # noqa: E402
     LABEL_SETS, apply_loss_preset, load_tool_config)
+from cardamage_mmseg.utils.speed import (  # noqa: E402
+    add_speed_args, apply_speed_settings)
 
 
 def parse_args(argv=None):
@@ -35,8 +36,7 @@ def parse_args(argv=None):
         default=None,
         help='resume from the latest checkpoint in the work dir, or from '
         'the given checkpoint file')
-    parser.add_argument(
-        '--amp', action='store_true', help='automatic mixed precision')
+    add_speed_args(parser)
     parser.add_argument(
         '--label-set',
         choices=sorted(LABEL_SETS),
@@ -71,17 +71,11 @@ def build_cfg(args) -> Config:
                          'ensemble with tools/test.py or tools/ensemble.py')
     if args.loss:
         apply_loss_preset(cfg, args.loss)
-    if args.amp:
-        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if wrapper == 'AmpOptimWrapper':
-            print_log('AMP training is already enabled in your config.',
-                      logger='current', level=logging.WARNING)
-        elif wrapper != 'OptimWrapper':
-            raise SystemExit(f'error: --amp needs optim_wrapper.type '
-                             f'OptimWrapper, the config has {wrapper}')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+    try:
+        apply_speed_settings(cfg, amp=args.amp, compile=args.compile,
+                             channels_last=args.channels_last)
+    except ValueError as e:
+        raise SystemExit(f'error: {e}')
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

@@ -135,20 +135,33 @@ class DamageSegmenter:
         tta (bool): Average with the horizontally flipped image.
         min_region_fraction (float): Smallest region counted in reports.
         cfg_options (dict, optional): Config overrides.
+        amp (str, optional): 'auto', 'bf16' or 'fp16': autocast the
+            forward pass (probabilities and masks come back in float32).
+        compile (bool): ``torch.compile`` the network (single models); the
+            first batch of each new shape pays the compilation.
+        channels_last (bool): channels_last model and inputs.
     """
 
     def __init__(self, config: str, checkpoint: Optional[str] = None,
                  device: str = 'cpu', tta: bool = False,
                  min_region_fraction: float = 5e-4,
-                 cfg_options: Optional[dict] = None) -> None:
+                 cfg_options: Optional[dict] = None,
+                 amp: Optional[str] = None, compile: bool = False,
+                 channels_last: bool = False) -> None:
         import cardamage_mmseg  # noqa: F401  (registers, safe loading)
         from cardamage_mmseg.utils.config import load_tool_config
+        from cardamage_mmseg.utils.speed import resolve_amp
         init_default_scope('mmseg')
         cfg = load_tool_config(config, cfg_options)
         self.cfg = cfg
         self.device = device
         self.tta = tta
         self.min_region_fraction = min_region_fraction
+        amp = resolve_amp(amp, training=False)
+        if amp and amp == 'fp16' and not str(device).startswith('cuda'):
+            raise ValueError(f'amp fp16 needs a CUDA device, not {device}')
+        self.autocast_dtype = {'bf16': torch.bfloat16,
+                               'fp16': torch.float16}.get(amp)
         model_cfg = cfg.model
         if model_cfg.get('type') == 'EnsembleSegmentor':
             from cardamage_mmseg.models.segmentors import EnsembleSegmentor
@@ -167,6 +180,15 @@ class DamageSegmenter:
             self.model, classes = build_member(config, checkpoint, device,
                                                cfg_options)
             self.is_ensemble = False
+        if (compile or channels_last) and self.is_ensemble:
+            raise ValueError(f'{config}: compile/channels_last apply to one '
+                             f'model, not to an ensemble')
+        if channels_last:
+            from cardamage_mmseg.engine import to_channels_last
+            to_channels_last(self.model)
+        if compile:
+            from cardamage_mmseg.engine import compile_network
+            compile_network(self.model)
         dataset_cfg = cfg.test_dataloader.dataset
         from mmseg.registry import DATASETS
         dataset_cls = DATASETS.get(dataset_cfg.type)
@@ -210,16 +232,22 @@ class DamageSegmenter:
         for i, (inp, _) in enumerate(prepared):
             groups.setdefault(tuple(inp.shape), []).append(i)
         results: List[Optional[DamageResult]] = [None] * len(prepared)
+        autocast = torch.autocast(
+            torch.device(self.device).type, dtype=self.autocast_dtype,
+            enabled=self.autocast_dtype is not None)
         for idx in groups.values():
             inputs = [prepared[i][0] for i in idx]
             samples = [prepared[i][1] for i in idx]
             if self.is_ensemble:
-                member = self.model.member_probs(inputs, samples)
-                fused = self.model.fuse_batch(member)
+                with autocast:
+                    member = self.model.member_probs(inputs, samples)
+                fused = self.model.fuse_batch(member.float())
                 probs = [s for s, _ in fused]
                 labels = [lab for _, lab in fused]
             else:
-                p = self._probs(inputs, samples)
+                with autocast:
+                    p = self._probs(inputs, samples)
+                p = p.float()
                 probs, labels = list(p), list(p.argmax(dim=1))
             for i, pr, lab in zip(idx, probs, labels):
                 mask = lab.cpu().numpy().astype(np.uint8)

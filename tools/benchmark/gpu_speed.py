@@ -2,7 +2,8 @@
 transformers) and this project's path side by side, in one process.
 
     python tools/benchmark/gpu_speed.py [--arch b3] [--batch 32] [--size 512] \
-        [--steps 20] [--warmup 5] [--device cuda] [--no-hf] [--out DIR]
+        [--steps 20] [--warmup 5] [--device cuda] [--no-hf] [--out DIR] \
+        [--configs configs/upernet_swin-t_cardamage.py ...]
 
 Cases (random weights and data, 2 classes): HF ``SegformerForSemanticSegmentation``
 fp32 / bf16 autocast / bf16 + torch.compile (skipped when ``transformers`` is
@@ -10,7 +11,15 @@ not installed), mmseg's stock ``MixVisionTransformer`` fp32 / bf16, and the
 project's ``MixVisionTransformerSDPA`` fp32 / bf16 / bf16 + channels_last /
 bf16 + torch.compile. Training = forward + upsampled cross-entropy + backward
 + AdamW (fused on CUDA); inference = no-grad forward. Prints images/s and the
-ratio to the best HF figure, with the device's name. On a machine without
+ratio to the best HF figure, with the device's name.
+
+"project path" rows go through what ``tools/train.py``/``tools/test.py`` run:
+the config's model with its data preprocessor (uint8 batches normalised on
+the device), mmengine's optim wrapper from the config (fused AdamW;
+``AmpOptimWrapper`` bf16 with ``--amp``), ``model.train_step`` /
+``model.test_step``, and the switches of ``apply_speed_settings``
+(channels_last, compiled network). ``--configs`` measures other baselines
+the same way, stock fp32 vs the switches. On a machine without
 internet, carry the wheels (torch, transformers, mmcv built there) as the
 device notes describe; the script itself downloads nothing.
 """
@@ -111,6 +120,86 @@ def measure(forward, model, args, dtype, channels_last=False,
     return rates
 
 
+def project_path(config, args, amp=False, channels_last=False,
+                 compile_=False, arch=None):
+    """images/s of ``model.train_step``/``test_step`` built from a config,
+    as the tools build it (see the module docstring)."""
+    from mmengine.config import Config
+    from mmengine.model.utils import revert_sync_batchnorm
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.runner.amp import autocast
+    from mmengine.structures import PixelData
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+
+    from cardamage_mmseg.engine import compile_network, to_channels_last
+    from cardamage_mmseg.utils.speed import resolve_amp
+    cfg = Config.fromfile(config)
+    if arch:
+        spec = MIT[arch]
+        cfg.model.backbone.update(embed_dims=spec['embed_dims'],
+                                  num_layers=spec['num_layers'])
+        cfg.model.decode_head.in_channels = spec['in_channels']
+    backbone = cfg.model.get('backbone', {})
+    if isinstance(backbone.get('init_cfg'), dict):
+        backbone['init_cfg'] = None
+    cfg.model.data_preprocessor['size'] = (args.size, args.size)
+    device = torch.device(args.device)
+    model = revert_sync_batchnorm(MODELS.build(cfg.model)).to(device)
+    dtype = resolve_amp('auto', training=True) if amp else None
+    if amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16' if dtype == 'bf16' else \
+            'float16'
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    if channels_last:
+        to_channels_last(model)
+    if compile_:
+        compile_network(model)
+    h = w = args.size
+    num_classes = cfg.model.decode_head.get('num_classes', 2)
+
+    def batch():
+        samples = []
+        for _ in range(args.batch):
+            s = SegDataSample(gt_sem_seg=PixelData(data=torch.randint(
+                0, num_classes, (1, h, w))))
+            s.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w),
+                                pad_shape=(h, w)))
+            samples.append(s)
+        return dict(inputs=[torch.randint(0, 256, (3, h, w),
+                                          dtype=torch.uint8)
+                            for _ in range(args.batch)],
+                    data_samples=samples)
+
+    data = batch()
+    cast = dict(bf16=torch.bfloat16, fp16=torch.float16).get(dtype)
+
+    def sync():
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+
+    rates = {}
+    for name in ('train', 'infer'):
+        model.train(name == 'train')
+        for i in range(args.warmup + args.steps):
+            if i == args.warmup:
+                sync()
+                start = time.perf_counter()
+            if name == 'train':
+                model.train_step(data, optim_wrapper)
+            else:
+                with torch.no_grad(), autocast(enabled=cast is not None,
+                                               dtype=cast):
+                    model.test_step(data)
+        sync()
+        rates[name] = args.batch * args.steps / (time.perf_counter() - start)
+    del model, optim_wrapper
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+    return rates
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--arch', choices=sorted(MIT), default='b3')
@@ -122,9 +211,15 @@ def main(argv=None) -> int:
     p.add_argument('--no-hf', action='store_true')
     p.add_argument('--no-compile', action='store_true')
     p.add_argument('--out', default='work_dirs/benchmark')
+    p.add_argument('--configs', nargs='*', default=[],
+                   help='other baselines: stock fp32 vs the speed switches '
+                   'through the project path')
     args = p.parse_args(argv)
+    from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
     init_default_scope('mmseg')
+    # the optim wrapper's per-parameter lines would bury the table
+    MMLogger.get_instance('gpu_speed', log_level='WARNING')
     import cardamage_mmseg  # noqa: F401
     if args.device.startswith('cuda'):
         torch.backends.cudnn.benchmark = True
@@ -153,8 +248,38 @@ def main(argv=None) -> int:
               ('cardamage SDPA MiT', 'bf16', dict(channels_last=True))]
     if not args.no_compile:
         cases.append(('cardamage SDPA MiT', 'bf16', dict(compile_=True)))
+    segformer = osp.join(REPO, 'configs', 'segformer_b0_cardamage.py')
+    cases += [('project path', 'fp32', {}),
+              ('project path', 'bf16', dict(amp=True))]
+    if not args.no_compile:
+        cases.append(('project path', 'bf16', dict(amp=True, compile_=True)))
+    for config in args.configs:
+        name = osp.splitext(osp.basename(config))[0]
+        cases += [(f'{name}', 'fp32', dict(config=config)),
+                  (f'{name}', 'bf16', dict(config=config, amp=True,
+                                           channels_last=True))]
+        if not args.no_compile:
+            cases.append((f'{name}', 'bf16', dict(
+                config=config, amp=True, channels_last=True,
+                compile_=True)))
     rows = []
     for stack, dtype, opts in cases:
+        if stack == 'project path' or 'config' in opts:
+            opts = dict(opts)
+            config = opts.pop('config', segformer)
+            if opts.get('amp') and not args.device.startswith('cuda'):
+                print(f'{stack}: AmpOptimWrapper needs a GPU, skipped')
+                continue
+            rates = project_path(
+                config, args, arch=args.arch if config == segformer else None,
+                **opts)
+            label = stack + ''.join(f' + {k.rstrip("_")}' for k in opts
+                                    if k != 'amp')
+            rows.append(dict(stack=label, dtype=dtype, batch=args.batch,
+                             **rates))
+            print(f'{label:40s} {dtype}  train {rates["train"]:8.1f} img/s  '
+                  f'infer {rates["infer"]:8.1f} img/s', flush=True)
+            continue
         if stack.startswith('HF'):
             forward, model = build_hf(args.arch)
         else:
