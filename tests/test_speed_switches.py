@@ -240,3 +240,39 @@ def test_damage_segmenter_speed_switches(members):
     assert (ref.mask == fast.mask).mean() > 0.97
     with pytest.raises(ValueError, match='GPU|CUDA'):
         DamageSegmenter(cfg, ckpt, amp='fp16')
+
+
+def test_channels_last_training_step_gives_the_same_loss_and_gradients():
+    import copy
+
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from cardamage_mmseg.engine import to_channels_last
+    stock = _tiny_segformer().train()
+    fast = to_channels_last(copy.deepcopy(stock))
+    results = []
+    for model in (stock, fast):
+        g = torch.Generator().manual_seed(0)
+        samples = []
+        for _ in range(2):
+            s = SegDataSample(gt_sem_seg=PixelData(
+                data=torch.randint(0, 2, (1, 64, 64), generator=g)))
+            s.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64),
+                                pad_shape=(64, 64)))
+            samples.append(s)
+        inputs = [torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8,
+                                generator=g) for _ in range(2)]
+        torch.manual_seed(0)  # same dropout masks
+        data = model.data_preprocessor(
+            dict(inputs=inputs, data_samples=samples), True)
+        losses = model(**data, mode='loss')
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in
+                                        model.named_parameters()}))
+    assert torch.allclose(results[0][0], results[1][0], rtol=1e-5)
+    for name, grad in results[0][1].items():
+        other = results[1][1][name]
+        assert torch.allclose(grad, other, rtol=1e-3,
+                              atol=1e-3 * grad.abs().max().item() + 1e-12)

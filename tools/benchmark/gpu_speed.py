@@ -124,7 +124,6 @@ def project_path(config, args, amp=False, channels_last=False,
                  compile_=False, arch=None):
     """images/s of ``model.train_step``/``test_step`` built from a config,
     as the tools build it (see the module docstring)."""
-    from mmengine.config import Config
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.optim import build_optim_wrapper
     from mmengine.runner.amp import autocast
@@ -133,16 +132,18 @@ def project_path(config, args, amp=False, channels_last=False,
     from mmseg.structures import SegDataSample
 
     from cardamage_mmseg.engine import compile_network, to_channels_last
+    from cardamage_mmseg.utils.config import load_config
     from cardamage_mmseg.utils.speed import resolve_amp
-    cfg = Config.fromfile(config)
+    from cardamage_mmseg.zoo import BASELINES, offline_options
+    # as the zoo builds it offline (no pretrained download)
+    rel = osp.relpath(osp.abspath(config), REPO)
+    names = [n for n, b in BASELINES.items() if b.config == rel]
+    cfg = load_config(config, offline_options(names[0]) if names else None)
     if arch:
         spec = MIT[arch]
         cfg.model.backbone.update(embed_dims=spec['embed_dims'],
                                   num_layers=spec['num_layers'])
         cfg.model.decode_head.in_channels = spec['in_channels']
-    backbone = cfg.model.get('backbone', {})
-    if isinstance(backbone.get('init_cfg'), dict):
-        backbone['init_cfg'] = None
     cfg.model.data_preprocessor['size'] = (args.size, args.size)
     device = torch.device(args.device)
     model = revert_sync_batchnorm(MODELS.build(cfg.model)).to(device)
@@ -211,6 +212,8 @@ def main(argv=None) -> int:
     p.add_argument('--no-hf', action='store_true')
     p.add_argument('--no-compile', action='store_true')
     p.add_argument('--out', default='work_dirs/benchmark')
+    p.add_argument('--no-segformer', action='store_true',
+                   help='only the --configs rows')
     p.add_argument('--configs', nargs='*', default=[],
                    help='other baselines: stock fp32 vs the speed switches '
                    'through the project path')
@@ -229,7 +232,7 @@ def main(argv=None) -> int:
     else:
         device_name = 'CPU'
     cases = []
-    if not args.no_hf:
+    if not args.no_hf and not args.no_segformer:
         try:
             build_hf(args.arch)
             hf = True
@@ -242,17 +245,20 @@ def main(argv=None) -> int:
             if not args.no_compile:
                 cases.append(('HF transformers', 'bf16',
                                dict(compile_=True)))
-    cases += [('mmseg stock MiT', 'fp32', {}), ('mmseg stock MiT', 'bf16', {}),
-              ('cardamage SDPA MiT', 'fp32', {}),
-              ('cardamage SDPA MiT', 'bf16', {}),
-              ('cardamage SDPA MiT', 'bf16', dict(channels_last=True))]
-    if not args.no_compile:
-        cases.append(('cardamage SDPA MiT', 'bf16', dict(compile_=True)))
     segformer = osp.join(REPO, 'configs', 'segformer_b0_cardamage.py')
-    cases += [('project path', 'fp32', {}),
-              ('project path', 'bf16', dict(amp=True))]
-    if not args.no_compile:
-        cases.append(('project path', 'bf16', dict(amp=True, compile_=True)))
+    if not args.no_segformer:
+        cases += [('mmseg stock MiT', 'fp32', {}),
+                  ('mmseg stock MiT', 'bf16', {}),
+                  ('cardamage SDPA MiT', 'fp32', {}),
+                  ('cardamage SDPA MiT', 'bf16', {}),
+                  ('cardamage SDPA MiT', 'bf16', dict(channels_last=True))]
+        if not args.no_compile:
+            cases.append(('cardamage SDPA MiT', 'bf16', dict(compile_=True)))
+        cases += [('project path', 'fp32', {}),
+                  ('project path', 'bf16', dict(amp=True))]
+        if not args.no_compile:
+            cases.append(('project path', 'bf16',
+                          dict(amp=True, compile_=True)))
     for config in args.configs:
         name = osp.splitext(osp.basename(config))[0]
         cases += [(f'{name}', 'fp32', dict(config=config)),
@@ -295,15 +301,24 @@ def main(argv=None) -> int:
     hf_rows = [r for r in rows if r['stack'].startswith('HF')]
     best_train = max((r['train'] for r in hf_rows), default=None)
     best_infer = max((r['infer'] for r in hf_rows), default=None)
-    print(f'\nSegFormer-{args.arch}, {args.size}x{args.size}, {device_name}, '
+    what = 'configs' if args.no_segformer else f'SegFormer-{args.arch}'
+    print(f'\n{what}, {args.size}x{args.size}, {device_name}, '
           f'torch {torch.__version__}')
+    # "x fp32": against the same stack's first (fp32) row
+    first = {}
+    for r in rows:
+        first.setdefault(r['stack'].split(' + ')[0], r)
     print('| stack | batch | dtype | train img/s | infer img/s | train x HF '
-          'best | infer x HF best |\n|---|---|---|---|---|---|---|')
+          'best | infer x HF best | train x fp32 | infer x fp32 |\n'
+          '|---|---|---|---|---|---|---|---|---|')
     for r in rows:
         tr = f"{r['train'] / best_train:.2f}" if best_train else '-'
         inf = f"{r['infer'] / best_infer:.2f}" if best_infer else '-'
+        base = first[r['stack'].split(' + ')[0]]
         print(f"| {r['stack']} | {r['batch']} | {r['dtype']} | "
-              f"{r['train']:.1f} | {r['infer']:.1f} | {tr} | {inf} |")
+              f"{r['train']:.1f} | {r['infer']:.1f} | {tr} | {inf} | "
+              f"{r['train'] / base['train']:.2f} | "
+              f"{r['infer'] / base['infer']:.2f} |")
     os.makedirs(args.out, exist_ok=True)
     path = osp.join(args.out, f'gpu_speed_{args.arch}.json')
     with open(path, 'w') as f:
