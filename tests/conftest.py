@@ -113,6 +113,21 @@ def write_tiny_config(folder, base, data_root, crop=64, iters=2, extra='',
     return path
 
 
+def write_ensemble_config(path, members, fusion='mean', weights=None):
+    """An ensemble config at ``path`` over ``members`` [(config, ckpt)],
+    inheriting the first member's data settings."""
+    entries = []
+    for i, (cfg, ckpt) in enumerate(members):
+        weight = f', weight={weights[i]!r}' if weights else ''
+        entries.append(f'dict(config={cfg!r}, checkpoint={ckpt!r}{weight})')
+    with open(path, 'w') as f:
+        f.write(f"_base_ = [{members[0][0]!r}]\n"
+                f"model = dict(_delete_=True, type='EnsembleSegmentor', "
+                f"fusion={fusion!r},\n             members=["
+                + ',\n                      '.join(entries) + '])\n')
+    return str(path)
+
+
 def run_tool(*args, timeout=600, env=None):
     import subprocess
     full_env = dict(os.environ, **(env or {}))

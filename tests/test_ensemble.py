@@ -15,7 +15,7 @@ from cardamage_mmseg.models.segmentors import (FUSION_RULES,
                                                EnsembleSegmentor,
                                                build_member)
 from cardamage_mmseg.models.segmentors.probs import predict_probs
-from conftest import run_tool
+from conftest import run_tool, write_ensemble_config
 
 init_default_scope('mmseg')
 
@@ -136,13 +136,8 @@ def test_search_costs_one_pass_and_reports_best(members, tmp_path,
 def test_tools_test_runs_an_ensemble_config(members, tmp_path,
                                             demo_converted):
     (c0, k0), (c1, k1) = members['b0'], members['mvit']
-    cfg = tmp_path / 'ens.py'
-    cfg.write_text(f'''
-_base_ = [{c0!r}]
-model = dict(_delete_=True, type='EnsembleSegmentor', fusion='weighted_vote',
-             members=[dict(config={c0!r}, checkpoint={k0!r}, weight=0.6),
-                      dict(config={c1!r}, checkpoint={k1!r}, weight=0.4)])
-''')
+    cfg = write_ensemble_config(tmp_path / 'ens.py', [(c0, k0), (c1, k1)],
+                                fusion='weighted_vote', weights=[0.6, 0.4])
     work = str(tmp_path / 'work')
     res = run_tool('tools/test.py', str(cfg), '--work-dir', work,
                    '--show-dir', str(tmp_path / 'show'))

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from cardamage_mmseg.apis import DamageSegmenter, damage_report
-from conftest import DEMO, run_tool
+from conftest import DEMO, run_tool, write_ensemble_config
 
 
 @pytest.fixture(scope='module')
@@ -126,13 +126,8 @@ def test_infer_folder_end_to_end(members, tmp_path):
 
 def test_infer_with_an_ensemble_config_and_text_list(members, tmp_path):
     (c0, k0), (c1, k1) = members['b0'], members['mvit']
-    cfg = tmp_path / 'ens.py'
-    cfg.write_text(f'''
-_base_ = [{c0!r}]
-model = dict(_delete_=True, type='EnsembleSegmentor', fusion='union',
-             members=[dict(config={c0!r}, checkpoint={k0!r}),
-                      dict(config={c1!r}, checkpoint={k1!r})])
-''')
+    cfg = write_ensemble_config(tmp_path / 'ens.py', [(c0, k0), (c1, k1)],
+                                fusion='union')
     listing = tmp_path / 'list.txt'
     listing.write_text(f"{osp.join(DEMO, 'val', '1.jpg')}\n"
                        f"{osp.join(DEMO, 'val', '4.jpg')}\n")

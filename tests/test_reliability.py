@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DEMO, REPO, run_tool, write_tiny_config
+from conftest import (DEMO, REPO, run_tool, write_ensemble_config,
+                      write_tiny_config)
 
 NO_RANDOM_LAYERS = ('model = dict(backbone=dict(init_cfg=None, '
                     'drop_path_rate=0.0), decode_head=dict('
@@ -160,13 +161,7 @@ def test_killed_conversion_finishes_cleanly(tmp_path):
 def test_ensemble_and_distill_under_two_gloo_processes(tmp_path, members,
                                                        demo_converted):
     (c0, k0), (c1, k1) = members['b0'], members['mvit']
-    ens = tmp_path / 'ens.py'
-    ens.write_text(f'''
-_base_ = [{c0!r}]
-model = dict(_delete_=True, type='EnsembleSegmentor', fusion='mean',
-             members=[dict(config={c0!r}, checkpoint={k0!r}),
-                      dict(config={c1!r}, checkpoint={k1!r})])
-''')
+    ens = write_ensemble_config(tmp_path / 'ens.py', [(c0, k0), (c1, k1)])
     one = run_tool('tools/test.py', str(ens), '--work-dir',
                    str(tmp_path / 'e1'))
     assert one.returncode == 0, one.stderr[-2000:]

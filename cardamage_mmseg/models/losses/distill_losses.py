@@ -19,8 +19,24 @@ def _match_size(x: Tensor, size) -> Tensor:
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
 
+class _DistillLoss(nn.Module):
+    """Weight, temperature and log name shared by the logit losses."""
+    input = 'logits'
+
+    def __init__(self, tau: float, loss_weight: float,
+                 loss_name: str) -> None:
+        super().__init__()
+        self.tau = tau
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name
+
+
 @MODELS.register_module()
-class PixelKLDistillLoss(nn.Module):
+class PixelKLDistillLoss(_DistillLoss):
     r"""Pixel-wise KL divergence over the CLASS axis (Hinton et al. 2015).
 
     .. math::
@@ -32,14 +48,10 @@ class PixelKLDistillLoss(nn.Module):
     the student's size. (The study took the softmax over the image width by
     mistake; this is the per-pixel class distillation.)
     """
-    input = 'logits'
 
     def __init__(self, tau: float = 2.0, loss_weight: float = 1.0,
                  loss_name: str = 'loss_kd') -> None:
-        super().__init__()
-        self.tau = tau
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        super().__init__(tau, loss_weight, loss_name)
 
     def forward(self, student: Tensor, teacher: Tensor,
                 valid: Optional[Tensor] = None) -> Tensor:
@@ -55,13 +67,9 @@ class PixelKLDistillLoss(nn.Module):
             loss = (kl * valid).sum() / valid.sum().clamp_min(1.0)
         return self.loss_weight * self.tau**2 * loss
 
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
-
 
 @MODELS.register_module()
-class ChannelWiseDistillLoss(nn.Module):
+class ChannelWiseDistillLoss(_DistillLoss):
     r"""Channel-wise distillation (CWD, Shu et al., ICCV 2021).
 
     Each channel's map becomes a distribution over the H x W positions:
@@ -73,14 +81,10 @@ class ChannelWiseDistillLoss(nn.Module):
 
     Applied to logits (``input='logits'``) as mmrazor's segmentation recipe.
     """
-    input = 'logits'
 
     def __init__(self, tau: float = 4.0, loss_weight: float = 3.0,
                  loss_name: str = 'loss_cwd') -> None:
-        super().__init__()
-        self.tau = tau
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        super().__init__(tau, loss_weight, loss_name)
 
     def forward(self, student: Tensor, teacher: Tensor,
                 valid: Optional[Tensor] = None) -> Tensor:
@@ -91,10 +95,6 @@ class ChannelWiseDistillLoss(nn.Module):
         log_pt = F.log_softmax(t, dim=1)
         kl = (log_pt.exp() * (log_pt - F.log_softmax(s, dim=1))).sum()
         return self.loss_weight * self.tau**2 * kl / (n * c)
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
 
 
 @MODELS.register_module()
