@@ -39,7 +39,8 @@ optim_wrapper = dict(
         lr=0.0001,
         weight_decay=0.05,
         eps=1e-8,
-        betas=(0.9, 0.999)),
+        betas=(0.9, 0.999),
+        fused=True),
     clip_grad=dict(max_norm=0.01, norm_type=2),
     paramwise_cfg=dict(custom_keys=custom_keys, norm_decay_mult=0.0))
 param_scheduler = [

@@ -173,6 +173,15 @@ def test_bf16_inference_is_close_to_fp32():
     assert agree > 0.97
 
 
+def test_adamw_configs_use_the_fused_kernel():
+    for name in ('segformer_b0_cardamage.py', 'segformer_b3_cardamage.py',
+                 'upernet_swin-t_cardamage.py', 'dpt_vit-b16_cardamage.py',
+                 'deeplabv3_mobilevit-s_cardamage.py',
+                 'mask2former_swin-t_cardamage.py',
+                 'segformer_b0_cardamage_demo.py'):
+        assert _cfg(name).optim_wrapper.optimizer.get('fused') is True, name
+
+
 def test_fused_adamw_takes_the_same_steps():
     params = {}
     for fused in (False, True):
@@ -276,3 +285,13 @@ def test_channels_last_training_step_gives_the_same_loss_and_gradients():
         other = results[1][1][name]
         assert torch.allclose(grad, other, rtol=1e-3,
                               atol=1e-3 * grad.abs().max().item() + 1e-12)
+
+
+def test_lr_scaling_rule_matches_the_batch_of_every_baseline():
+    from cardamage_mmseg.zoo import BASELINES
+    for name, baseline in BASELINES.items():
+        cfg = _cfg(osp.basename(baseline.config))
+        assert cfg.auto_scale_lr.enable is False, name
+        # the lr was set for this batch: scaling starts from it
+        assert cfg.auto_scale_lr.base_batch_size == \
+            cfg.train_dataloader.batch_size, name

@@ -1,9 +1,15 @@
-"""Benchmarks: converter throughput and the model zoo (parameters, GFLOPs,
-latency), printed as markdown tables and saved as JSON.
+"""Benchmarks: converter throughput, the training input pipeline, and the
+model zoo (parameters, GFLOPs, latency), printed as markdown tables and
+saved as JSON.
 
-    python tools/benchmark/benchmark.py [--what converter zoo] \
+    python tools/benchmark/benchmark.py [--what converter pipeline zoo] \
         [--models segformer_b0 segformer_b3 ...] [--size 512] [--runs 5] \
         [--warmup 2] [--device cpu|cuda] [--out work_dirs/benchmark]
+
+Pipeline: the SegFormer configs' training pipeline (JPEG/PNG decode,
+random resize, crop, flip, photometric distortion, packing) on the sample
+converted at 512, images/s in one process: one data-loader worker's rate,
+so ``num_workers`` >= (GPU images/s) / (this rate) keeps a GPU fed.
 
 Latency: batch 1, SIZExSIZE, ``model.encode_decode`` (backbone + head,
 logits at the input size), median of ``--runs`` after ``--warmup`` runs, eval mode,
@@ -65,6 +71,36 @@ def bench_converter(nprocs=(1, 2)):
     return rows
 
 
+def bench_pipeline(passes=3):
+    from mmengine.config import Config
+    from mmseg.registry import DATASETS
+
+    from cardamage_mmseg.datasets.converters import (load_via_entries,
+                                                     run_conversion)
+    folder = osp.join(DEMO, 'train')
+    entries, _ = load_via_entries(
+        osp.join(folder, 'via_region_data.json'), folder, split='train')
+    root = tempfile.mkdtemp(prefix='bench_pipe_')
+    try:
+        run_conversion(entries, root, size=512, nproc=1)
+        cfg = Config.fromfile(osp.join(REPO, 'configs',
+                                       'segformer_b3_cardamage.py'))
+        dataset_cfg = cfg.train_dataloader.dataset
+        dataset_cfg.update(data_root=root)
+        dataset = DATASETS.build(dataset_cfg)
+        dataset[0]  # warm-up (imports, caches)
+        start = time.perf_counter()
+        for _ in range(passes):
+            for i in range(len(dataset)):
+                dataset[i]
+        elapsed = time.perf_counter() - start
+    finally:
+        shutil.rmtree(root)
+    n = passes * len(dataset)
+    return dict(images=n, images_per_s_per_worker=round(n / elapsed, 1),
+                ms_per_image=round(1000 * elapsed / n, 2))
+
+
 def bench_model(name, size, runs, warmup, device):
     from mmengine.analysis import get_model_complexity_info
     model = build_baseline(name, REPO).to(device).eval()
@@ -111,7 +147,7 @@ def bench_model(name, size, runs, warmup, device):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--what', nargs='+', default=['converter', 'zoo'],
-                   choices=['converter', 'zoo'])
+                   choices=['converter', 'pipeline', 'zoo'])
     p.add_argument('--models', nargs='+', default=sorted(BASELINES),
                    choices=sorted(BASELINES))
     p.add_argument('--size', type=int, default=512)
@@ -132,6 +168,13 @@ def main(argv=None) -> int:
         for r in rows:
             print(f"| {r['workers']} | {r['size']} | {r['images']} | "
                   f"{r['images_per_s']} |")
+    if 'pipeline' in args.what:
+        row = bench_pipeline()
+        report['pipeline'] = row
+        print('\n| training pipeline @512 | images | ms/image | images/s per '
+              'worker |\n|---|---|---|---|')
+        print(f"| segformer configs | {row['images']} | "
+              f"{row['ms_per_image']} | {row['images_per_s_per_worker']} |")
     if 'zoo' in args.what:
         rows = []
         for i, name in enumerate(args.models, 1):

@@ -25,3 +25,9 @@ default_hooks = dict(
         save_best='mIoU'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
+# The learning rates of these schedules are for a total batch of 4 images
+# (1 GPU x 4). With more GPUs or a larger batch, scale lr linearly:
+# `--cfg-options auto_scale_lr.enable=True` (mmengine multiplies lr by
+# total batch / base_batch_size); keep the warm-up, and prefer bf16 (--amp)
+# to a smaller batch when memory is short.
+auto_scale_lr = dict(enable=False, base_batch_size=4)

@@ -4,8 +4,10 @@ _base_ = ['./schedule_20k.py']
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
+    # fused: one kernel for the whole update (CPU and CUDA, torch >= 2.4)
     optimizer=dict(
-        type='AdamW', lr=0.00006, betas=(0.9, 0.999), weight_decay=0.01),
+        type='AdamW', lr=0.00006, betas=(0.9, 0.999), weight_decay=0.01,
+        fused=True),
     paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
