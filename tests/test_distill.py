@@ -217,3 +217,33 @@ def test_distill_end_to_end_with_standard_tools(members, tmp_path,
     metrics = json.load(open(sorted(glob.glob(
         osp.join(str(tmp_path / 'test'), '*', '*.json')))[-1]))
     assert 'IoU.damage' in metrics
+
+
+def test_speed_switches_reach_student_and_teacher(members):
+    """--compile/--channels-last on a distillation config: both networks
+    are switched, and the losses stay those of the stock model."""
+    from cardamage_mmseg.engine import compile_network, to_channels_last
+    cfg, ckpt = members['mvit']
+    models = [DistillSegmentor(
+        student=student_cfg(), teacher=dict(config=cfg, checkpoint=ckpt),
+        distill_losses=[dict(type='PixelKLDistillLoss', tau=2.0)])
+        for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    fast = models[1]
+    to_channels_last(fast)
+    compile_network(fast, backend='eager')
+    for seg in (fast.student, fast.teacher):
+        conv = next(m for m in seg.modules()
+                    if isinstance(m, torch.nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+        assert seg.backbone._compiled_call_impl is not None
+    losses = []
+    for model in models:
+        model.train()
+        data = batch(model)
+        torch.manual_seed(0)
+        losses.append(model.loss(data['inputs'], data['data_samples']))
+    for name, value in losses[0].items():
+        if 'loss' in name:
+            assert torch.allclose(value, losses[1][name], rtol=1e-4,
+                                  atol=1e-6), name

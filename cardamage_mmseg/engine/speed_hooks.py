@@ -1,6 +1,6 @@
 """Speed switches applied to a built model: channels_last memory format and
 ``torch.compile`` of the network's submodules."""
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from mmengine.hooks import Hook
@@ -31,15 +31,29 @@ def _inputs_channels_last(module, args, output):
     return output
 
 
+def _segmentors(model: nn.Module) -> List[nn.Module]:
+    """The segmentors whose network runs: the model itself, or a
+    distiller's student and its frozen teacher (outside the module tree)."""
+    found = [model] if hasattr(model, 'backbone') else []
+    for name in ('student', 'teacher'):
+        part = getattr(model, name, None)
+        if isinstance(part, nn.Module):
+            found.append(part)
+    return found
+
+
 def to_channels_last(model: nn.Module) -> nn.Module:
     """Put 4-D parameters and the preprocessed inputs in channels_last.
 
     The data preprocessor gets a forward hook, so every path that goes
     through it (train, val, test, :class:`DamageSegmenter`) sees NHWC
-    batches. Values are unchanged; convolutions pick NHWC kernels.
+    batches. Values are unchanged; convolutions pick NHWC kernels. A
+    distiller's teacher is converted too.
     """
     model = _network(model)
     model.to(memory_format=torch.channels_last)
+    for part in _segmentors(model):
+        part.to(memory_format=torch.channels_last)
     pre = getattr(model, 'data_preprocessor', None)
     if pre is not None and not getattr(pre, '_cardamage_nhwc', False):
         pre.register_forward_hook(_inputs_channels_last)
@@ -52,10 +66,12 @@ def compile_network(model: nn.Module, **compile_kwargs) -> nn.Module:
 
     The backbone/neck/heads, not the pre/post-processing (which works on
     data samples): the graphs stay whole and the state dict keys unchanged
-    (``nn.Module.compile`` works in place, no ``_orig_mod.`` prefix).
+    (``nn.Module.compile`` works in place, no ``_orig_mod.`` prefix). For a
+    distiller: the student's and the teacher's.
     """
     model = _network(model)
-    parts = [getattr(model, name, None) for name in NETWORK_PARTS]
+    parts = [getattr(seg, name, None) for seg in _segmentors(model)
+             for name in NETWORK_PARTS]
     parts = [p for p in parts if isinstance(p, nn.Module)]
     if not parts:
         raise ValueError(f'{type(model).__name__} has none of '

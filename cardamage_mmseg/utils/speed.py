@@ -60,8 +60,10 @@ def apply_speed_settings(cfg: Config, amp: Optional[str] = None,
     """Switch a config to the fast paths.
 
     - ``amp``: training uses ``AmpOptimWrapper`` in that dtype (bf16 needs
-      no loss scaling but keeps mmengine's dynamic scaler, a no-op there);
-      validation/test run in :class:`AmpValLoop`/:class:`AmpTestLoop`.
+      no loss scaling, but mmengine's wrapper always keeps its dynamic
+      scaler: a multiply and an inf check per step, exact in bf16's
+      range); validation/test run in :class:`AmpValLoop`/
+      :class:`AmpTestLoop`.
     - ``compile`` (or a ``compile`` key in the config): the network is
       compiled at start (``CompileNetworkHook``) instead of mmengine's
       ``train_step`` compilation.
