@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #9's GPU figures in one command, on a GPU machine with no internet.
 #
-#   bash tools/benchmark/gpu_check.sh [all|speed|baselines|accuracy]
+#   bash tools/benchmark/gpu_check.sh [all | speed baselines accuracy ...]
 #
 # Before: on a machine with pip, `bash tools/benchmark/gpu_wheels.sh` puts
 # the OpenMMLab wheels and mmcv's source in .whl/; copy the repo with it.
@@ -21,7 +21,8 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-WHAT="${1:-all}"
+WHAT=" ${*:-all} "
+want() { [[ "$WHAT" == *" all "* || "$WHAT" == *" $1 "* ]]; }
 PY="${PYTHON:-python3}"
 OUT="${OUT:-work_dirs/gpu_check}"
 WHL="${WHL:-.whl}"
@@ -62,7 +63,7 @@ if torch.cuda.is_available() else 'no GPU')" || exit 1
 status=0
 
 # ---- speed ------------------------------------------------------------------
-if [[ "$WHAT" == all || "$WHAT" == speed ]]; then
+if want speed; then
     echo "== SegFormer-b3 throughput, batch 32"
     "$PY" tools/benchmark/gpu_speed.py --arch b3 --batch 32 --size "$SIZE" \
         --steps "$STEPS" --device "$DEVICE" --out "$OUT/b3_batch32" \
@@ -75,7 +76,7 @@ if [[ "$WHAT" == all || "$WHAT" == speed ]]; then
 fi
 
 # ---- baselines --------------------------------------------------------------
-if [[ "$WHAT" == all || "$WHAT" == baselines ]]; then
+if want baselines; then
     echo "== the other baselines, batch 8: fp32 vs bf16 + channels_last"
     "$PY" tools/benchmark/gpu_speed.py --arch b0 --batch 8 --size "$SIZE" \
         --steps "$STEPS" --device "$DEVICE" --no-segformer --no-compile \
@@ -88,7 +89,7 @@ if [[ "$WHAT" == all || "$WHAT" == baselines ]]; then
 fi
 
 # ---- accuracy -----------------------------------------------------------------
-if [[ "$WHAT" == all || "$WHAT" == accuracy ]]; then
+if want accuracy; then
     DATA=data/car_damage_demo
     if [ ! -d "$DATA/img_dir/val" ]; then
         for split in train val; do
