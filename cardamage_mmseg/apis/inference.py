@@ -20,6 +20,8 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 from PIL import Image, ImageOps
 
+from ..models.segmentors.probs import predict_probs
+
 ImageLike = Union[str, np.ndarray]
 
 
@@ -150,6 +152,7 @@ class DamageSegmenter:
                  channels_last: bool = False) -> None:
         import cardamage_mmseg  # noqa: F401  (registers, safe loading)
         from cardamage_mmseg.utils.config import load_tool_config
+        from cardamage_mmseg.engine.loops import AMP_DTYPES
         from cardamage_mmseg.utils.speed import resolve_amp
         init_default_scope('mmseg')
         cfg = load_tool_config(config, cfg_options)
@@ -160,8 +163,7 @@ class DamageSegmenter:
         amp = resolve_amp(amp, training=False)
         if amp and amp == 'fp16' and not str(device).startswith('cuda'):
             raise ValueError(f'amp fp16 needs a CUDA device, not {device}')
-        self.autocast_dtype = {'bf16': torch.bfloat16,
-                               'fp16': torch.float16}.get(amp)
+        self.autocast_dtype = AMP_DTYPES.get(amp)
         model_cfg = cfg.model
         if model_cfg.get('type') == 'EnsembleSegmentor':
             from cardamage_mmseg.models.segmentors import EnsembleSegmentor
@@ -213,16 +215,6 @@ class DamageSegmenter:
         sample.set_metainfo(dict(img_path=source))
         return data['inputs'], sample
 
-    def _probs(self, inputs, samples) -> torch.Tensor:
-        """(B, C, H, W) probabilities of a single model (+ flip TTA)."""
-        from cardamage_mmseg.models.segmentors.probs import predict_probs
-        probs = predict_probs(self.model, inputs, samples, self.device)
-        if self.tta:
-            flipped = [x.flip(-1) for x in inputs]
-            probs = (probs + predict_probs(self.model, flipped, samples,
-                                           self.device).flip(-1)) / 2
-        return probs
-
     def predict_arrays(self, images: Sequence[np.ndarray],
                        sources: Sequence[str]) -> List[DamageResult]:
         """Segment RGB uint8 arrays (one forward per same-shape group)."""
@@ -246,7 +238,8 @@ class DamageSegmenter:
                 labels = [lab for _, lab in fused]
             else:
                 with autocast:
-                    p = self._probs(inputs, samples)
+                    p = predict_probs(self.model, inputs, samples,
+                                      self.device, flip=self.tta)
                 p = p.float()
                 probs, labels = list(p), list(p.argmax(dim=1))
             for i, pr, lab in zip(idx, probs, labels):

@@ -51,9 +51,10 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     distiller's teacher is converted too.
     """
     model = _network(model)
-    model.to(memory_format=torch.channels_last)
-    for part in _segmentors(model):
-        part.to(memory_format=torch.channels_last)
+    model.to(memory_format=torch.channels_last)  # the whole module tree
+    teacher = getattr(model, 'teacher', None)  # a distiller's, outside it
+    if isinstance(teacher, nn.Module):
+        teacher.to(memory_format=torch.channels_last)
     pre = getattr(model, 'data_preprocessor', None)
     if pre is not None and not getattr(pre, '_cardamage_nhwc', False):
         pre.register_forward_hook(_inputs_channels_last)

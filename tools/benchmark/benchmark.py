@@ -51,12 +51,18 @@ def hardware(device: str) -> str:
         f'{torch.get_num_threads()}'
 
 
-def bench_converter(nprocs=(1, 2)):
-    from cardamage_mmseg.datasets.converters import (load_via_entries,
-                                                     run_conversion)
+def sample_entries():
+    """The bundled sample's 62 training photos as converter entries."""
+    from cardamage_mmseg.datasets.converters import load_via_entries
     folder = osp.join(DEMO, 'train')
     entries, _ = load_via_entries(
         osp.join(folder, 'via_region_data.json'), folder)
+    return entries
+
+
+def bench_converter(nprocs=(1, 2)):
+    from cardamage_mmseg.datasets.converters import run_conversion
+    entries = sample_entries()
     rows = []
     for nproc in nprocs:
         for size in (512, 0):
@@ -75,14 +81,10 @@ def bench_pipeline(passes=3):
     from mmengine.config import Config
     from mmseg.registry import DATASETS
 
-    from cardamage_mmseg.datasets.converters import (load_via_entries,
-                                                     run_conversion)
-    folder = osp.join(DEMO, 'train')
-    entries, _ = load_via_entries(
-        osp.join(folder, 'via_region_data.json'), folder, split='train')
+    from cardamage_mmseg.datasets.converters import run_conversion
     root = tempfile.mkdtemp(prefix='bench_pipe_')
     try:
-        run_conversion(entries, root, size=512, nproc=1)
+        run_conversion(sample_entries(), root, size=512, nproc=1)
         cfg = Config.fromfile(osp.join(REPO, 'configs',
                                        'segformer_b3_cardamage.py'))
         dataset_cfg = cfg.train_dataloader.dataset

@@ -24,6 +24,7 @@ internet, carry the wheels (torch, transformers, mmcv built there) as the
 device notes describe; the script itself downloads nothing.
 """
 import argparse
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -36,23 +37,50 @@ sys.path.insert(0, REPO)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+SEGFORMER = osp.join(REPO, 'configs', 'segformer_b0_cardamage.py')
 MIT = {'b0': dict(embed_dims=32, num_layers=[2, 2, 2, 2],
                   in_channels=[32, 64, 160, 256]),
        'b3': dict(embed_dims=64, num_layers=[3, 4, 18, 3],
                   in_channels=[64, 128, 320, 512])}
 
 
+def set_mit(cfg, arch: str) -> None:
+    """Turn the SegFormer-b0 config's model into MiT-``arch``."""
+    spec = MIT[arch]
+    cfg.model.backbone.update(embed_dims=spec['embed_dims'],
+                              num_layers=spec['num_layers'])
+    cfg.model.decode_head.in_channels = spec['in_channels']
+
+
+def sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def time_steps(model, device, args, train_step, infer_step) -> dict:
+    """images/s of ``train_step`` (model in train mode) and ``infer_step``
+    (eval mode): ``args.steps`` timed calls after ``args.warmup``."""
+    rates = {}
+    for name, step in (('train', train_step), ('infer', infer_step)):
+        model.train(name == 'train')
+        for _ in range(args.warmup):
+            step()
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        sync(device)
+        rates[name] = args.batch * args.steps / (time.perf_counter() - start)
+    return rates
+
+
 def build_mmseg(arch, backbone_type):
     from mmengine.config import Config
     from mmengine.model.utils import revert_sync_batchnorm
     from mmseg.registry import MODELS
-    cfg = Config.fromfile(osp.join(REPO, 'configs',
-                                   'segformer_b0_cardamage.py'))
-    spec = MIT[arch]
-    cfg.model.backbone.update(type=backbone_type, init_cfg=None,
-                              embed_dims=spec['embed_dims'],
-                              num_layers=spec['num_layers'])
-    cfg.model.decode_head.in_channels = spec['in_channels']
+    cfg = Config.fromfile(SEGFORMER)
+    set_mit(cfg, arch)
+    cfg.model.backbone.update(type=backbone_type, init_cfg=None)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     return lambda x: model._forward(x), model
 
@@ -85,10 +113,6 @@ def measure(forward, model, args, dtype, channels_last=False,
     autocast = torch.autocast(device.type, dtype=torch.bfloat16,
                               enabled=dtype == 'bf16')
 
-    def sync():
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
-
     def train_step():
         with autocast:
             logits = fwd(x)
@@ -103,20 +127,8 @@ def measure(forward, model, args, dtype, channels_last=False,
         with torch.no_grad(), autocast:
             fwd(x)
 
-    rates = {}
-    for name, step in (('train', train_step), ('infer', infer_step)):
-        model.train(name == 'train')
-        for _ in range(args.warmup):
-            step()
-        sync()
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        sync()
-        rates[name] = args.batch * args.steps / (time.perf_counter() - start)
-    model.to('cpu')
-    if device.type == 'cuda':
-        torch.cuda.empty_cache()
+    rates = time_steps(model, device, args, train_step, infer_step)
+    model.to('cpu')  # main keeps a reference until the next case
     return rates
 
 
@@ -132,26 +144,22 @@ def project_path(config, args, amp=False, channels_last=False,
     from mmseg.structures import SegDataSample
 
     from cardamage_mmseg.engine import compile_network, to_channels_last
+    from cardamage_mmseg.engine.loops import AMP_DTYPES
     from cardamage_mmseg.utils.config import load_config
-    from cardamage_mmseg.utils.speed import resolve_amp
+    from cardamage_mmseg.utils.speed import apply_speed_settings
     from cardamage_mmseg.zoo import BASELINES, offline_options
     # as the zoo builds it offline (no pretrained download)
     rel = osp.relpath(osp.abspath(config), REPO)
     names = [n for n, b in BASELINES.items() if b.config == rel]
     cfg = load_config(config, offline_options(names[0]) if names else None)
     if arch:
-        spec = MIT[arch]
-        cfg.model.backbone.update(embed_dims=spec['embed_dims'],
-                                  num_layers=spec['num_layers'])
-        cfg.model.decode_head.in_channels = spec['in_channels']
+        set_mit(cfg, arch)
     cfg.model.data_preprocessor['size'] = (args.size, args.size)
+    # --amp as tools/train.py applies it (AmpOptimWrapper, AmpTestLoop dtype)
+    apply_speed_settings(cfg, amp='auto' if amp else None)
+    cast = AMP_DTYPES[cfg.test_cfg.dtype] if amp else None
     device = torch.device(args.device)
     model = revert_sync_batchnorm(MODELS.build(cfg.model)).to(device)
-    dtype = resolve_amp('auto', training=True) if amp else None
-    if amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.dtype = 'bfloat16' if dtype == 'bf16' else \
-            'float16'
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     if channels_last:
         to_channels_last(model)
@@ -174,31 +182,14 @@ def project_path(config, args, amp=False, channels_last=False,
                     data_samples=samples)
 
     data = batch()
-    cast = dict(bf16=torch.bfloat16, fp16=torch.float16).get(dtype)
 
-    def sync():
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
+    def infer_step():
+        with torch.no_grad(), autocast(enabled=cast is not None, dtype=cast):
+            model.test_step(data)
 
-    rates = {}
-    for name in ('train', 'infer'):
-        model.train(name == 'train')
-        for i in range(args.warmup + args.steps):
-            if i == args.warmup:
-                sync()
-                start = time.perf_counter()
-            if name == 'train':
-                model.train_step(data, optim_wrapper)
-            else:
-                with torch.no_grad(), autocast(enabled=cast is not None,
-                                               dtype=cast):
-                    model.test_step(data)
-        sync()
-        rates[name] = args.batch * args.steps / (time.perf_counter() - start)
-    del model, optim_wrapper
-    if device.type == 'cuda':
-        torch.cuda.empty_cache()
-    return rates
+    return time_steps(model, device, args,
+                      lambda: model.train_step(data, optim_wrapper),
+                      infer_step)
 
 
 def main(argv=None) -> int:
@@ -233,19 +224,15 @@ def main(argv=None) -> int:
         device_name = 'CPU'
     cases = []
     if not args.no_hf and not args.no_segformer:
-        try:
-            build_hf(args.arch)
-            hf = True
-        except ImportError:
+        hf = importlib.util.find_spec('transformers') is not None
+        if not hf:
             print('transformers not installed: HF reference skipped')
-            hf = False
-        if hf:
+        else:
             cases += [('HF transformers', 'fp32', {}),
                       ('HF transformers', 'bf16', {})]
             if not args.no_compile:
                 cases.append(('HF transformers', 'bf16',
                                dict(compile_=True)))
-    segformer = osp.join(REPO, 'configs', 'segformer_b0_cardamage.py')
     if not args.no_segformer:
         cases += [('mmseg stock MiT', 'fp32', {}),
                   ('mmseg stock MiT', 'bf16', {}),
@@ -270,30 +257,28 @@ def main(argv=None) -> int:
                 compile_=True)))
     rows = []
     for stack, dtype, opts in cases:
+        opts = dict(opts)
         if stack == 'project path' or 'config' in opts:
-            opts = dict(opts)
-            config = opts.pop('config', segformer)
+            config = opts.pop('config', SEGFORMER)
             if opts.get('amp') and not args.device.startswith('cuda'):
                 print(f'{stack}: AmpOptimWrapper needs a GPU, skipped')
                 continue
             rates = project_path(
-                config, args, arch=args.arch if config == segformer else None,
+                config, args, arch=args.arch if config == SEGFORMER else None,
                 **opts)
-            label = stack + ''.join(f' + {k.rstrip("_")}' for k in opts
-                                    if k != 'amp')
-            rows.append(dict(stack=label, dtype=dtype, batch=args.batch,
-                             **rates))
-            print(f'{label:40s} {dtype}  train {rates["train"]:8.1f} img/s  '
-                  f'infer {rates["infer"]:8.1f} img/s', flush=True)
-            continue
-        if stack.startswith('HF'):
-            forward, model = build_hf(args.arch)
         else:
-            forward, model = build_mmseg(
-                args.arch, 'MixVisionTransformer' if 'stock' in stack else
-                'MixVisionTransformerSDPA')
-        rates = measure(forward, model, args, dtype, **opts)
-        label = stack + ''.join(f' + {k.rstrip("_")}' for k in opts)
+            if stack.startswith('HF'):
+                forward, model = build_hf(args.arch)
+            else:
+                forward, model = build_mmseg(
+                    args.arch, 'MixVisionTransformer' if 'stock' in stack
+                    else 'MixVisionTransformerSDPA')
+            rates = measure(forward, model, args, dtype, **opts)
+        if args.device.startswith('cuda'):
+            torch.cuda.empty_cache()
+        # the dtype column says bf16; the label names the other switches
+        label = stack + ''.join(f' + {k.rstrip("_")}' for k in opts
+                                if k != 'amp')
         rows.append(dict(stack=label, dtype=dtype, batch=args.batch,
                          **rates))
         print(f'{label:40s} {dtype}  train {rates["train"]:8.1f} img/s  '

@@ -162,11 +162,8 @@ class EnsembleSegmentor(BaseSegmentor):
         for model, device in zip(self.members, self.member_devices):
             if next(model.parameters()).device != torch.device(device):
                 model.to(device)
-            probs = predict_probs(model, inputs, data_samples, device)
-            if self.flip:
-                flipped = [x.flip(-1) for x in inputs]
-                probs = (probs + predict_probs(
-                    model, flipped, data_samples, device).flip(-1)) / 2
+            probs = predict_probs(model, inputs, data_samples, device,
+                                  flip=self.flip)
             per_member.append(probs.to(self._fusion_device))
         return torch.stack(per_member, dim=1)
 

@@ -11,14 +11,25 @@ SCORE_HEADS = ('Mask2FormerHead', 'MaskFormerHead')
 
 
 def predict_probs(model, inputs: List[Tensor], data_samples: list,
-                  device='cpu') -> Tensor:
+                  device='cpu', flip: bool = False) -> Tensor:
     """(B, C, H, W) probabilities at each image's original size.
 
     ``inputs`` are raw (un-normalised, BGR, CHW) image tensors of one shape;
     the model's own data preprocessor normalises them. ``data_samples`` are
     copied, never modified. Logits go through softmax; MaskFormer-style
-    scores are normalised to sum to one.
+    scores are normalised to sum to one. ``flip``: average with the
+    prediction of the horizontally flipped images (flip TTA).
     """
+    probs = _probs_once(model, inputs, data_samples, device)
+    if flip:
+        flipped = [x.flip(-1) for x in inputs]
+        probs = (probs + _probs_once(model, flipped, data_samples,
+                                     device).flip(-1)) / 2
+    return probs
+
+
+def _probs_once(model, inputs: List[Tensor], data_samples: list,
+                device) -> Tensor:
     samples = [copy.deepcopy(s) for s in data_samples]
     data = model.data_preprocessor(
         dict(inputs=[x.to(device) for x in inputs], data_samples=samples),
