@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import re
 import resource
 import statistics
 import subprocess
@@ -34,25 +35,20 @@ DEMO_IMG = osp.join(REPO, 'data', 'demo', 'car-damage-detector', 'dataset',
 
 def random_checkpoints(folder, configs, device='cpu'):
     """Random-weight checkpoints of ``configs`` (pretrained loading off)."""
-    import torch
-    from mmengine.config import Config
     from mmengine.runner import save_checkpoint
-    from mmengine.utils import import_modules_from_strings
     from mmseg.registry import MODELS
+
+    from cardamage_mmseg.utils.config import load_config
     paths = []
     for cfg_path in configs:
-        cfg = Config.fromfile(osp.join(REPO, cfg_path))
-        if cfg.get('custom_imports'):
-            import_modules_from_strings(**cfg.custom_imports)
-        cfg.model.backbone.init_cfg = None
+        cfg = load_config(osp.join(REPO, cfg_path),
+                          {'model.backbone.init_cfg': None})
         model = MODELS.build(cfg.model)
         model.init_weights()
         path = osp.join(folder, osp.basename(cfg_path) + '.pth')
         save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(
             dataset_meta=dict(classes=('background', 'damage')))), path)
         paths.append(path)
-        del model
-        torch.set_num_threads(torch.get_num_threads())
     return paths
 
 
@@ -84,10 +80,14 @@ def ensemble_case(case, ckpts, runs, device):
     samples = [SegDataSample(metainfo=dict(ori_shape=(512, 512),
                                            img_shape=(512, 512)))]
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if case == 'time':  # interleaved rounds: member0, member1, ensemble
-        model = EnsembleSegmentor(members=[
+
+    def ensemble():
+        return EnsembleSegmentor(members=[
             dict(config=osp.join(REPO, c), checkpoint=k, device=device)
             for c, k in zip(MEMBERS, ckpts)], fusion='mean')
+
+    if case == 'time':  # interleaved rounds: member0, member1, ensemble
+        model = ensemble()
         fns = [lambda m=m: predict_probs(m, inputs, samples, device)
                for m in model.members]
         fns.append(lambda: model.predict(list(inputs),
@@ -103,9 +103,7 @@ def ensemble_case(case, ckpts, runs, device):
             statistics.median(t) for t in times])))
         return
     if case == 'ensemble':
-        model = EnsembleSegmentor(members=[
-            dict(config=osp.join(REPO, c), checkpoint=k, device=device)
-            for c, k in zip(MEMBERS, ckpts)], fusion='mean')
+        model = ensemble()
         fn = lambda: model.predict(list(inputs),  # noqa: E731
                                    [s.clone() for s in samples])
     else:
@@ -144,18 +142,18 @@ def bench_ensemble(runs, device):
 
 def bench_distill(runs, device, size=256, batch=2):
     import torch
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     init_default_scope('mmseg')
     import cardamage_mmseg  # noqa: F401
     from cardamage_mmseg.models.segmentors import DistillSegmentor
+    from cardamage_mmseg.utils.config import load_config
     with tempfile.TemporaryDirectory() as tmp:
         [teacher_ckpt] = random_checkpoints(
             tmp, ['configs/segformer_b3_cardamage.py'])
-        student_cfg = Config.fromfile(osp.join(
-            REPO, 'configs', 'segformer_b0_cardamage.py')).model
-        student_cfg.backbone.init_cfg = None
+        student_cfg = load_config(
+            osp.join(REPO, 'configs', 'segformer_b0_cardamage.py'),
+            {'model.backbone.init_cfg': None}).model
         student_cfg.decode_head.norm_cfg = dict(type='BN',
                                                 requires_grad=True)
         student_cfg.data_preprocessor.size = (size, size)
@@ -206,7 +204,6 @@ def bench_distill(runs, device, size=256, batch=2):
 
 
 def bench_infer(runs, device, batch=4, images=8):
-    import numpy as np
     from PIL import Image
     with tempfile.TemporaryDirectory() as tmp:
         [ckpt] = random_checkpoints(tmp, [MEMBERS[0]])
@@ -229,14 +226,12 @@ def bench_infer(runs, device, batch=4, images=8):
             line = [ln for ln in res.stdout.splitlines()
                     if 'image(s) segmented' in ln][0]
             # "N image(s) segmented (R img/s; model Ms of Ts), ..."
-            import re
             rate, model_s, total_s = (float(v) for v in re.search(
                 r'\(([\d.]+) img/s; model ([\d.]+)s of ([\d.]+)s\)',
                 line).groups())
             rows[bs] = dict(img_per_s=rate, model_s=model_s,
                             total_s=total_s,
                             wall_s=time.perf_counter() - start)
-            _ = np
     return dict(images=images, batch=batch, batch1=rows[1],
                 batchN=rows[batch],
                 speedup=rows[batch]['img_per_s'] / rows[1]['img_per_s'],
