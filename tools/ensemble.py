@@ -24,14 +24,14 @@ import sys
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
+from mmseg.evaluation.metrics import IoUMetric  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import cardamage_mmseg  # noqa: E402,F401
 from cardamage_mmseg.models.segmentors import (  # noqa: E402
     FUSION_RULES, EnsembleSegmentor, fuse)
+from cardamage_mmseg.utils.config import load_config  # noqa: E402
 from cardamage_mmseg.visualization import (  # noqa: E402
     add_legend, overlay, side_by_side)
 
@@ -68,7 +68,7 @@ def build_ensemble(args):
         if not osp.isfile(args.ensemble_config):
             raise SystemExit(f'error: config {args.ensemble_config} not '
                              f'found')
-        cfg = Config.fromfile(args.ensemble_config)
+        cfg = load_config(args.ensemble_config)
         model_cfg = cfg.model.copy()
         if model_cfg.get('type') != 'EnsembleSegmentor':
             raise SystemExit(f'error: {args.ensemble_config} does not define'
@@ -88,8 +88,7 @@ def build_ensemble(args):
         ])
         if not osp.isfile(args.config[0]):
             raise SystemExit(f'error: config {args.config[0]} not found')
-        dataset_cfg = Config.fromfile(
-            args.config[0], import_custom_modules=False).test_dataloader.dataset
+        dataset_cfg = load_config(args.config[0]).test_dataloader.dataset
     members = [dict(m) for m in model_cfg['members']]
     if args.device:
         for m in members:
@@ -146,15 +145,12 @@ class Scores:
         self.areas = {}
 
     def add(self, name, pred, gt):
-        valid = gt != self.ignore_index
-        pred, gt = pred[valid], gt[valid]
-        n = self.num_classes
-        inter = torch.bincount(pred[pred == gt], minlength=n)[:n]
-        area_p = torch.bincount(pred, minlength=n)[:n]
-        area_g = torch.bincount(gt, minlength=n)[:n]
-        a = self.areas.setdefault(name, [np.zeros(n), np.zeros(n)])
-        a[0] += inter.cpu().numpy()
-        a[1] += (area_p + area_g - inter).cpu().numpy()
+        inter, union, _, _ = IoUMetric.intersect_and_union(
+            pred, gt, self.num_classes, self.ignore_index)
+        a = self.areas.setdefault(name, [np.zeros(self.num_classes),
+                                         np.zeros(self.num_classes)])
+        a[0] += inter.numpy()
+        a[1] += union.numpy()
 
 
 def run_split(model, dataset, candidates, show_dir=None, out_dir=None):
