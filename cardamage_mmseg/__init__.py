@@ -3,10 +3,16 @@
 Importing the package registers its datasets, transforms, losses and
 segmentors in mmseg's registries and routes every checkpoint load through
 the safe loader (see :mod:`cardamage_mmseg.utils.checkpoint`). Configs do
-this with ``custom_imports = dict(imports=['cardamage_mmseg'])``.
+this with ``custom_imports = dict(imports=['cardamage_mmseg'])``. Import it
+before ``mmseg.models``/``mmseg.apis``: it first works around a version clash
+that otherwise breaks their import (see :mod:`cardamage_mmseg.utils.compat`).
 """
-from .utils.checkpoint import register_safe_checkpoint_loaders
-from .version import __version__
+from .utils.compat import disable_broken_mmpretrain_multimodal
+
+disable_broken_mmpretrain_multimodal()
+
+from .utils.checkpoint import register_safe_checkpoint_loaders  # noqa: E402
+from .version import __version__  # noqa: E402
 
 register_safe_checkpoint_loaders()
 
