@@ -108,12 +108,14 @@ def test_tools_ensemble_reports_members_and_ensemble(members, tmp_path,
     assert set(result) == {'tiny_segformer_b0_cardamage',
                            'tiny_deeplabv3_mobilevit-s_cardamage',
                            'ensemble union'}
-    # union never has less damage recall than a member: its damage IoU
-    # denominator covers both; check predictions are the OR of members
+    # masks as tools/infer.py writes them: palette PNGs of class ids
     masks = sorted(glob.glob(osp.join(out, '*.png')))
     assert len(masks) == 8
-    first = np.array(Image.open(masks[0]))
-    assert first.shape == (256, 256)
+    first = Image.open(masks[0])
+    assert first.mode == 'P'
+    assert first.getpalette()[:6] == [0, 0, 0, 255, 0, 0]
+    assert np.array(first).shape == (256, 256)
+    assert set(np.unique(np.array(first))) <= {0, 1}
     assert len(glob.glob(osp.join(show, '*.png'))) == 8
     assert 'ensemble on 8 images' in res.stderr  # progress bar
 

@@ -29,9 +29,12 @@ from mmseg.evaluation.metrics import IoUMetric  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import cardamage_mmseg  # noqa: E402,F401
+from cardamage_mmseg.datasets.converters.common import (  # noqa: E402
+    save_mask)
 from cardamage_mmseg.models.segmentors import (  # noqa: E402
     FUSION_RULES, EnsembleSegmentor, fuse)
 from cardamage_mmseg.utils.config import load_config  # noqa: E402
+from cardamage_mmseg.utils.io import atomic_write  # noqa: E402
 from cardamage_mmseg.visualization import (  # noqa: E402
     add_legend, overlay, side_by_side)
 
@@ -53,7 +56,8 @@ def parse_args(argv=None):
                    help='pick rule and weights on --search-split first')
     p.add_argument('--search-split', default='val')
     p.add_argument('--show-dir', help='write image | ensemble | truth')
-    p.add_argument('--out', help='write ensemble masks (PNG class ids)')
+    p.add_argument('--out', help='write ensemble masks (palette PNGs of class ids, as '
+                   'tools/infer.py)')
     p.add_argument('--tta', action='store_true',
                    help='horizontal-flip test-time augmentation per member')
     p.add_argument('--device', help='device of all members (default: cuda '
@@ -176,10 +180,10 @@ def run_split(model, dataset, candidates, show_dir=None, out_dir=None):
         if show_dir or out_dir:  # the first candidate's labels
             label = next(iter(labels.values())).cpu().numpy()
             stem = osp.splitext(osp.basename(sample.img_path))[0]
-            if out_dir:
+            if out_dir:  # as tools/infer.py writes masks
                 os.makedirs(out_dir, exist_ok=True)
-                Image.fromarray(label.astype(np.uint8)).save(
-                    osp.join(out_dir, stem + '.png'))
+                save_mask(label.astype(np.uint8),
+                          osp.join(out_dir, stem + '.png'), palette)
             if show_dir:
                 os.makedirs(show_dir, exist_ok=True)
                 img = np.array(Image.open(sample.img_path).convert('RGB'))
@@ -190,8 +194,9 @@ def run_split(model, dataset, candidates, show_dir=None, out_dir=None):
                 ])
                 panel = add_legend(panel, classes, palette,
                                    'image | ensemble | ground truth')
-                Image.fromarray(panel).save(osp.join(show_dir,
-                                                     stem + '.png'))
+                atomic_write(osp.join(show_dir, stem + '.png'),
+                             lambda p: Image.fromarray(panel).save(
+                                 p, format='PNG'))
     return scores
 
 
