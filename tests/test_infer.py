@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 from cardamage_mmseg.apis import DamageSegmenter, damage_report
+from cardamage_mmseg.apis.inference import (ImageReadError, read_image_rgb,
+                                            to_rgb_array)
 from conftest import DEMO, run_tool, write_ensemble_config
 
 
@@ -18,6 +20,41 @@ from conftest import DEMO, run_tool, write_ensemble_config
 def segmenter(members):
     cfg, ckpt = members['b0']
     return DamageSegmenter(cfg, ckpt)
+
+
+@pytest.mark.parametrize('values,dtype,expected', [
+    ([0, 7, 255], np.uint8, [0, 7, 255]),        # kept
+    ([0.0, 0.5, 1.0], np.float32, [0, 128, 255]),  # [0, 1] floats
+    ([0.0, 7.0, 255.0], np.float64, [0, 7, 255]),  # 0..255 floats
+    ([0, 1, 1], np.int64, [0, 1, 1]),            # small ints stay ints
+    ([False, True, True], bool, [0, 255, 255]),  # a mask
+    ([0, 257, 514], np.uint16, [0, 128, 255]),   # 16 bit: own maximum
+    ([-3.0, 0.5, 1.0], np.float32, [0, 128, 255]),  # negatives clip
+])
+def test_array_values_to_uint8(values, dtype, expected):
+    arr = np.array(values, dtype=dtype).reshape(1, 3)
+    rgb = to_rgb_array(arr)
+    assert rgb.dtype == np.uint8 and rgb.shape == (1, 3, 3)
+    assert rgb[0, :, 0].tolist() == expected
+    assert np.array_equal(rgb[..., 0], rgb[..., 2])
+
+
+def test_bad_arrays_are_refused_with_their_name():
+    bad = np.zeros((4, 4, 3), np.float32)
+    bad[1, 1, 0] = np.nan
+    with pytest.raises(ImageReadError, match=r'<array 3>.*NaN'):
+        to_rgb_array(bad, '<array 3>')
+    with pytest.raises(ImageReadError, match=r'array: shape \(4, 4, 2\)'):
+        to_rgb_array(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_float_tiff_in_unit_range_is_not_read_black(tmp_path):
+    values = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    Image.fromarray(values, mode='F').save(tmp_path / 'unit.tif')
+    rgb = read_image_rgb(str(tmp_path / 'unit.tif'))
+    assert rgb.shape == (3, 4, 3)
+    assert rgb[..., 1].tolist() == np.round(values * 255).astype(
+        np.uint8).tolist()
 
 
 def test_report_matches_direct_computation():

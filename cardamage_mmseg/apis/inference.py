@@ -32,42 +32,52 @@ class ImageReadError(ValueError):
 def read_image_rgb(path: str) -> np.ndarray:
     """Read any photo as RGB uint8 with its EXIF orientation applied.
 
-    Grayscale, palette, RGBA/LA (alpha dropped) and 16-bit images are
-    converted; a 16-bit image is scaled by its own maximum to 8 bits.
+    Grayscale, palette, RGBA/LA (alpha dropped), 16-bit and float images are
+    converted (values: :func:`scale_to_uint8`).
     """
     try:
         with Image.open(path) as img:
             img.load()
             img = ImageOps.exif_transpose(img)
             if img.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
-                arr = np.asarray(img, dtype=np.float64)
-                top = arr.max() if arr.max() > 255 else 255.0
-                arr = (arr / top * 255.0).clip(0, 255).astype(np.uint8)
-                return np.stack([arr] * 3, axis=-1)
-            return np.asarray(img.convert('RGB'))
+                arr = np.asarray(img)
+            else:
+                return np.asarray(img.convert('RGB'))
     except Exception as err:
         raise ImageReadError(f'cannot read image {path}: '
                              f'{type(err).__name__}: {err}') from None
+    return np.stack([scale_to_uint8(arr, path)] * 3, axis=-1)
 
 
-def to_rgb_array(image: np.ndarray) -> np.ndarray:
-    """Normalise a numpy image (H, W), (H, W, 1|3|4), any int/float dtype
-    (RGB order assumed) to RGB uint8."""
+def scale_to_uint8(arr: np.ndarray, name: str = 'array') -> np.ndarray:
+    """Pixel values to uint8. uint8 is kept; floats with max <= 1 are read
+    as [0, 1] (x 255), as is bool; other values up to 255 are kept; larger ones (16-bit)
+    are scaled by the image's own maximum; negatives clip to 0. NaN or inf
+    raise :class:`ImageReadError` (they would become arbitrary bytes)."""
+    if arr.dtype == np.uint8:
+        return arr
+    is_float = arr.dtype.kind in 'fb'  # bool: a mask, shown as 0 / 255
+    arr = arr.astype(np.float64)
+    if arr.size and not np.isfinite(arr).all():
+        raise ImageReadError(f'{name}: image holds NaN or infinite values')
+    peak = float(arr.max()) if arr.size else 0.0
+    top = 1.0 if is_float and peak <= 1.0 else max(peak, 255.0)
+    return (arr / top * 255.0).clip(0, 255).round().astype(np.uint8)
+
+
+def to_rgb_array(image: np.ndarray, name: str = 'array') -> np.ndarray:
+    """Normalise a numpy image (H, W), (H, W, 1|3|4), any int/float/bool
+    dtype (RGB order assumed) to RGB uint8 (values: :func:`scale_to_uint8`).
+    """
     arr = np.asarray(image)
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise ImageReadError(f'array of shape {arr.shape} is not an image')
+        raise ImageReadError(f'{name}: shape {arr.shape} is not an image')
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     arr = arr[..., :3]
-    if arr.dtype != np.uint8:
-        arr = arr.astype(np.float64)
-        top = 255.0 if arr.max() <= 255 else arr.max()
-        if arr.max() <= 1.0 and arr.dtype.kind == 'f':
-            top = 1.0
-        arr = (arr / top * 255.0).clip(0, 255).astype(np.uint8)
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(scale_to_uint8(arr, name))
 
 
 @dataclass
@@ -265,7 +275,7 @@ class DamageSegmenter:
                     arrays.append(read_image_rgb(item))
                     sources.append(item)
                 else:
-                    arrays.append(to_rgb_array(item))
                     sources.append(f'<array {start + k}>')
+                    arrays.append(to_rgb_array(item, sources[-1]))
             results.extend(self.predict_arrays(arrays, sources))
         return results
