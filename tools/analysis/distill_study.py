@@ -9,18 +9,20 @@ alone vs + pixel KL vs + channel-wise (CWD) vs + feature mimicking.
 
 Without ``--teacher-checkpoint`` the teacher is first trained on the
 student config's data (same pipeline, ``--teacher-iters`` iterations, from
-scratch). Prints val mIoU and damage IoU per variant (also results.json).
+scratch). Each run is a fresh tools/train.py process (progress lines shown,
+whole output in WORK_DIR/VARIANT/train_output.log). Prints val mIoU and
+damage IoU per variant (also results.json).
 """
 import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
+from cardamage_mmseg.utils.runs import train_short  # noqa: E402
 from cardamage_mmseg.utils.scalars import last_val_metrics  # noqa: E402
 
 VARIANTS = {
@@ -32,17 +34,6 @@ VARIANTS = {
                      teacher_channels=512, student_index=3,
                      loss_weight=1.0)],
 }
-
-
-def train(config, work, iters, extra=()):
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), config,
-           '--work-dir', work, '--cfg-options',
-           f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-           f'default_hooks.checkpoint.interval={iters}', *extra]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-3000:])
-    return osp.join(work, f'iter_{iters}.pth')
 
 
 def main(argv=None) -> int:
@@ -74,8 +65,9 @@ def main(argv=None) -> int:
                     "in_channels=[64, 128, 320, 512]))\n")
         print(f'training the teacher ({args.teacher_iters} iterations)',
               flush=True)
-        teacher_ckpt = train(teacher_cfg, osp.join(args.work_dir, 'teacher'),
-                             args.teacher_iters)
+        teacher_ckpt = train_short(
+            teacher_cfg, osp.join(args.work_dir, 'teacher'),
+            args.teacher_iters)
         m = last_val_metrics(osp.join(args.work_dir, 'teacher'))
         print(f'    teacher: mIoU {m["mIoU"]:.2f}, damage IoU '
               f'{m.get("IoU.damage")}', flush=True)
@@ -94,7 +86,7 @@ def main(argv=None) -> int:
                     "student={{_base_.model}}, teacher=dict("
                     f"config={teacher_cfg!r}, checkpoint={teacher_ckpt!r}), "
                     f"distill_losses={VARIANTS[name]!r})\n")
-        train(config, work, args.iters)
+        train_short(config, work, args.iters)
         m = last_val_metrics(work)
         results.append(dict(variant=name, mIoU=m['mIoU'],
                             damage_IoU=m.get('IoU.damage')))
@@ -110,4 +102,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except RuntimeError as err:  # a failed run: its log's end and path
+        sys.exit(str(err))

@@ -6,13 +6,13 @@
         [--work-dir work_dirs/loss_study] [--cfg-options ...]
 
 Each preset trains through tools/train.py (a fresh process, seed from the
-config), validates once at the end, and the script prints a markdown table
+config; its progress lines shown, its whole output in WORK_DIR/PRESET/
+train_output.log), validates once at the end, and the script prints a markdown table
 of val mIoU and damage IoU (also written to WORK_DIR/results.json).
 """
 import argparse
 import json
 import os.path as osp
-import subprocess
 import sys
 import time
 
@@ -20,6 +20,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
 from cardamage_mmseg.models.losses.presets import LOSS_PRESETS  # noqa: E402
+from cardamage_mmseg.utils.runs import train_short  # noqa: E402
 from cardamage_mmseg.utils.scalars import last_val_metrics  # noqa: E402
 
 
@@ -41,15 +42,12 @@ def main(argv=None) -> int:
         print(f'[{i}/{len(args.presets)}] {preset}: training {args.iters} '
               f'iterations -> {work}', flush=True)
         start = time.time()
-        cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'),
-               args.config, '--work-dir', work, '--loss', preset,
-               '--cfg-options', f'train_cfg.max_iters={args.iters}',
-               f'train_cfg.val_interval={args.iters}',
-               f'default_hooks.checkpoint.interval={args.iters}',
-               *args.cfg_options]
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-        if proc.returncode != 0:
-            print(proc.stderr[-3000:], file=sys.stderr)
+        try:
+            train_short(args.config, work, args.iters,
+                        tool_args=['--loss', preset],
+                        cfg_options=args.cfg_options)
+        except RuntimeError as err:
+            print(err, file=sys.stderr)
             return 1
         m = last_val_metrics(work)
         results.append(dict(preset=preset, mIoU=m['mIoU'],
