@@ -1,10 +1,12 @@
-"""Benchmarks: converter throughput, the training input pipeline, and the
-model zoo (parameters, GFLOPs, latency), printed as markdown tables and
-saved as JSON.
+"""Benchmarks: converter throughput, the training input pipeline, the
+model zoo (parameters, GFLOPs, latency) and the inference speed switches,
+printed as markdown tables and saved as JSON.
 
-    python tools/benchmark/benchmark.py [--what converter pipeline zoo] \
+    python tools/benchmark/benchmark.py \
+        [--what converter pipeline zoo switches] \
         [--models segformer_b0 segformer_b3 ...] [--size 512] [--runs 5] \
-        [--warmup 2] [--device cpu|cuda] [--out work_dirs/benchmark]
+        [--warmup 2] [--batch 4] [--device cpu|cuda] \
+        [--out work_dirs/benchmark]
 
 Pipeline: the SegFormer configs' training pipeline (JPEG/PNG decode,
 random resize, crop, flip, photometric distortion, packing) on the sample
@@ -15,6 +17,13 @@ Latency: batch 1, SIZExSIZE, ``model.encode_decode`` (backbone + head,
 logits at the input size), median of ``--runs`` after ``--warmup`` runs, eval mode,
 no grad. GFLOPs: mmengine's ``get_model_complexity_info`` (fvcore-style
 counting, one multiply-add = one FLOP, as mmseg's get_flops.py).
+
+Switches: ``model.encode_decode`` at batch ``--batch`` with each inference
+switch of ``tools/infer.py`` alone (channels_last, bf16 autocast,
+torch.compile, compile + bf16; same random weights and input), images/s as
+the median of ``--runs`` after ``--warmup`` calls, the first call's time
+(compilation), and the output's distance from fp32 (argmax agreement, max
+logit difference).
 """
 import argparse
 import json
@@ -146,15 +155,76 @@ def bench_model(name, size, runs, warmup, device):
                 study_miou=BASELINES[name].study_miou)
 
 
+#: inference switches of tools/infer.py / DamageSegmenter, one at a time
+SWITCHES = {'fp32': {}, 'channels_last': dict(channels_last=True),
+            'bf16': dict(amp='bf16'), 'compile': dict(compile=True),
+            'compile + bf16': dict(compile=True, amp='bf16')}
+
+
+def bench_switches(name, size, batch, runs, warmup, device):
+    """Inference time of one baseline with each switch (same random
+    weights and input), and how far its output moves: the share of pixels
+    whose argmax matches fp32 and the largest logit difference."""
+    import copy
+
+    from cardamage_mmseg.engine import compile_network, to_channels_last
+    from cardamage_mmseg.engine.loops import AMP_DTYPES
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, size, size, device=device)
+    metas = [dict(img_shape=(size, size), pad_shape=(size, size),
+                  ori_shape=(size, size))] * batch
+    state, ref, rows = None, None, []
+    for case, opts in SWITCHES.items():
+        model = build_baseline(name, REPO).to(device).eval()
+        if state is None:
+            state = copy.deepcopy(model.state_dict())
+        model.load_state_dict(state)
+        inputs = x
+        if opts.get('channels_last'):
+            to_channels_last(model)
+            inputs = x.contiguous(memory_format=torch.channels_last)
+        if opts.get('compile'):
+            compile_network(model)
+        cast = AMP_DTYPES.get(opts.get('amp'))
+        autocast = torch.autocast(torch.device(device).type, dtype=cast,
+                                  enabled=cast is not None)
+        times = []
+        with torch.no_grad(), autocast:
+            for i in range(warmup + runs):
+                if device.startswith('cuda'):
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                logits = model.encode_decode(inputs, metas)
+                if device.startswith('cuda'):
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+        logits = logits.float()
+        if ref is None:
+            ref = logits
+        rows.append(dict(
+            model=name, case=case, batch=batch,
+            images_per_s=round(batch / statistics.median(times[warmup:]),
+                               2),
+            first_call_s=round(times[0], 1),
+            argmax_agreement=round(float(
+                (logits.argmax(1) == ref.argmax(1)).float().mean()), 4),
+            max_logit_diff=round(float((logits - ref).abs().max()), 4)))
+        print(f"    {case:16s} {rows[-1]['images_per_s']:8.2f} img/s",
+              flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--what', nargs='+', default=['converter', 'zoo'],
-                   choices=['converter', 'pipeline', 'zoo'])
+                   choices=['converter', 'pipeline', 'zoo', 'switches'])
     p.add_argument('--models', nargs='+', default=sorted(BASELINES),
                    choices=sorted(BASELINES))
     p.add_argument('--size', type=int, default=512)
     p.add_argument('--runs', type=int, default=5)
     p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--batch', type=int, default=4,
+                   help='batch size of --what switches')
     p.add_argument('--device', default='cpu')
     p.add_argument('--out', default='work_dirs/benchmark')
     args = p.parse_args(argv)
@@ -192,6 +262,25 @@ def main(argv=None) -> int:
         for r in rows:
             print(f"| {r['model']} | {r['params_m']} | {r['gflops']} | "
                   f"{r['latency_ms']} |")
+    if 'switches' in args.what:
+        rows = []
+        for i, name in enumerate(args.models, 1):
+            print(f'[{i}/{len(args.models)}] {name} ...', flush=True)
+            rows += bench_switches(name, args.size, args.batch, args.runs,
+                                   args.warmup, args.device)
+        report['switches'] = dict(size=args.size, runs=args.runs,
+                                  warmup=args.warmup, device=args.device,
+                                  rows=rows)
+        print('\n| model | switch | batch | images/s | x fp32 | first call '
+              '(s) | argmax = fp32 | max logit diff |\n'
+              '|---|---|---|---|---|---|---|---|')
+        fp32 = {r['model']: r for r in rows if r['case'] == 'fp32'}
+        for r in rows:
+            speedup = r['images_per_s'] / fp32[r['model']]['images_per_s']
+            print(f"| {r['model']} | {r['case']} | {r['batch']} | "
+                  f"{r['images_per_s']} | {speedup:.2f} | "
+                  f"{r['first_call_s']} | {100 * r['argmax_agreement']:.2f}% "
+                  f"| {r['max_logit_diff']} |")
     os.makedirs(args.out, exist_ok=True)
     path = osp.join(args.out, f'benchmark_{args.device.replace(":", "")}'
                     f'.json')
