@@ -24,3 +24,23 @@ def test_switches_benchmark_rows(tmp_path):
     # bf16 moves it a little, not a lot
     assert 0 < rows['bf16']['max_logit_diff'] < 0.5
     assert '| segformer_b0 | compile + bf16 | 2 |' in res.stdout
+
+
+def test_gpu_speed_script_runs_on_the_cpu(tmp_path):
+    """The GPU check's script, its CPU path (no HF, no compile): every
+    SegFormer stack and the project path through the config produce rows."""
+    res = run_tool('tools/benchmark/gpu_speed.py', '--arch', 'b0',
+                   '--batch', '1', '--size', '64', '--steps', '1',
+                   '--warmup', '0', '--device', 'cpu', '--no-hf',
+                   '--no-compile', '--out', str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.load(open(tmp_path / 'gpu_speed_b0.json'))
+    stacks = [(r['stack'], r['dtype']) for r in report['rows']]
+    assert stacks == [
+        ('mmseg stock MiT', 'fp32'), ('mmseg stock MiT', 'bf16'),
+        ('cardamage SDPA MiT', 'fp32'), ('cardamage SDPA MiT', 'bf16'),
+        ('cardamage SDPA MiT + channels_last', 'bf16'),
+        ('project path', 'fp32')]
+    assert all(r['train'] > 0 and r['infer'] > 0 for r in report['rows'])
+    assert report['device'] == 'CPU'
+    assert 'AmpOptimWrapper needs a GPU, skipped' in res.stdout
