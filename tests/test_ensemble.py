@@ -71,6 +71,29 @@ def test_mixed_normalisation_and_sizes_give_original_size(members,
     assert out.pred_sem_seg.data.shape == (1, 67, 101)
 
 
+def test_batch_of_different_original_sizes(members, demo_converted):
+    """A test batch > 1 of photos of different sizes: each image's fused
+    mask as when predicted alone; predict_probs itself refuses such a
+    batch with a message instead of a torch.stack error."""
+    img = sorted(glob.glob(osp.join(demo_converted, 'img_dir', 'val',
+                                    '*.jpg')))[2]
+    small = image_batch(img, size=(96, 64))
+    large = image_batch(img, size=(144, 96))
+    ens = EnsembleSegmentor(
+        members=[dict(config=c, checkpoint=k) for c, k in members.values()],
+        fusion='union')
+    alone = [ens.predict(x, [s.clone() for s in samples])[0]
+             for x, samples in (small, large)]
+    together = ens.predict(small[0] + large[0],
+                           [s.clone() for s in small[1] + large[1]])
+    for got, want in zip(together, alone):
+        assert torch.equal(got.pred_sem_seg.data, want.pred_sem_seg.data)
+    assert together[1].pred_sem_seg.data.shape == (1, 96, 144)
+    with pytest.raises(ValueError, match='different original sizes'):
+        predict_probs(ens.members[0], small[0] + large[0],
+                      small[1] + large[1])
+
+
 def test_clear_errors_before_any_image(members, tmp_path):
     cfg, ckpt = members['b0']
     with pytest.raises(FileNotFoundError, match='nope.pth'):

@@ -57,6 +57,24 @@ def test_float_tiff_in_unit_range_is_not_read_black(tmp_path):
         np.uint8).tolist()
 
 
+def test_batch_of_same_aspect_different_resolution(segmenter):
+    """Two photos that resize to the same input but come back at different
+    sizes share a batch: masks as when run one by one (this crashed in
+    torch.stack before)."""
+    rgb = np.array(Image.open(osp.join(DEMO, 'val', sorted(
+        f for f in os.listdir(osp.join(DEMO, 'val'))
+        if f.endswith('.jpg'))[0])).convert('RGB').resize((160, 120)))
+    large = np.array(Image.fromarray(rgb).resize((320, 240)))
+    together = segmenter([rgb, large, rgb], batch_size=3)
+    alone = [segmenter(x)[0] for x in (rgb, large)]
+    assert [r.mask.shape for r in together] == [(120, 160), (240, 320),
+                                                (120, 160)]
+    assert np.array_equal(together[0].mask, alone[0].mask)
+    assert np.array_equal(together[1].mask, alone[1].mask)
+    assert np.array_equal(together[2].mask, alone[0].mask)
+    assert together[1].source == '<array 1>'
+
+
 def test_report_matches_direct_computation():
     mask = np.zeros((100, 200), np.uint8)
     mask[10:20, 10:30] = 1  # 200 px region

@@ -20,7 +20,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 from PIL import Image, ImageOps
 
-from ..models.segmentors.probs import predict_probs
+from ..models.segmentors.probs import group_by_original_size, predict_probs
 
 ImageLike = Union[str, np.ndarray]
 
@@ -227,17 +227,16 @@ class DamageSegmenter:
 
     def predict_arrays(self, images: Sequence[np.ndarray],
                        sources: Sequence[str]) -> List[DamageResult]:
-        """Segment RGB uint8 arrays (one forward per same-shape group)."""
+        """Segment RGB uint8 arrays (one forward per group of images with
+        the same original size: same-shape inputs, stackable outputs)."""
         prepared = [self._prepare(img, src)
                     for img, src in zip(images, sources)]
-        groups: Dict[tuple, List[int]] = {}
-        for i, (inp, _) in enumerate(prepared):
-            groups.setdefault(tuple(inp.shape), []).append(i)
+        groups = group_by_original_size([sample for _, sample in prepared])
         results: List[Optional[DamageResult]] = [None] * len(prepared)
         autocast = torch.autocast(
             torch.device(self.device).type, dtype=self.autocast_dtype,
             enabled=self.autocast_dtype is not None)
-        for idx in groups.values():
+        for idx in groups:
             inputs = [prepared[i][0] for i in idx]
             samples = [prepared[i][1] for i in idx]
             if self.is_ensemble:

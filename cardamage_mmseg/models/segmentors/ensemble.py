@@ -24,7 +24,7 @@ from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from .fusion import FUSION_RULES, fuse, normalise_weights
-from .probs import predict_probs
+from .probs import group_by_original_size, predict_probs
 
 
 def _member_classes(cfg: Config, checkpoint: dict) -> Optional[tuple]:
@@ -155,8 +155,8 @@ class EnsembleSegmentor(BaseSegmentor):
         """Class probabilities of every member for one batch.
 
         ``inputs`` are the raw (un-normalised) images of the batch. Returns
-        (B, M, C, H, W) at the original image size (all images of a batch
-        must share it; the tools use batch size 1).
+        (B, M, C, H, W) at the original image size, which all images of
+        the batch share (:meth:`predict` groups a mixed batch).
         """
         per_member = []
         for model, device in zip(self.members, self.member_devices):
@@ -200,9 +200,20 @@ class EnsembleSegmentor(BaseSegmentor):
             ]
         return inputs, data_samples
 
+    def _fused(self, inputs, data_samples) -> list:
+        """(scores, labels) per image; images of different original sizes
+        (a test batch > 1) go through the members in same-size groups."""
+        fused = [None] * len(inputs)
+        for idx in group_by_original_size(data_samples):
+            probs = self.member_probs([inputs[i] for i in idx],
+                                      [data_samples[i] for i in idx])
+            for i, result in zip(idx, self.fuse_batch(probs)):
+                fused[i] = result
+        return fused
+
     def predict(self, inputs, data_samples=None) -> List[SegDataSample]:
         inputs, data_samples = self._as_batch(inputs, data_samples)
-        fused = self.fuse_batch(self.member_probs(inputs, data_samples))
+        fused = self._fused(inputs, data_samples)
         for sample, (scores, labels) in zip(data_samples, fused):
             sample.set_data(dict(
                 seg_logits=PixelData(data=scores),
@@ -210,9 +221,9 @@ class EnsembleSegmentor(BaseSegmentor):
         return data_samples
 
     def _forward(self, inputs, data_samples=None) -> Tensor:
-        """Fused class scores (B, C, H, W)."""
+        """Fused class scores (B, C, H, W); one original size per batch."""
         inputs, data_samples = self._as_batch(inputs, data_samples)
-        fused = self.fuse_batch(self.member_probs(inputs, data_samples))
+        fused = self._fused(inputs, data_samples)
         return torch.stack([scores for scores, _ in fused])
 
     def loss(self, inputs, data_samples) -> Dict[str, Tensor]:

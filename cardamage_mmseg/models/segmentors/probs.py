@@ -1,6 +1,6 @@
 """Class probabilities of any mmseg segmentor for a batch of raw images."""
 import copy
-from typing import List
+from typing import Dict, List, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,18 +14,34 @@ def predict_probs(model, inputs: List[Tensor], data_samples: list,
                   device='cpu', flip: bool = False) -> Tensor:
     """(B, C, H, W) probabilities at each image's original size.
 
-    ``inputs`` are raw (un-normalised, BGR, CHW) image tensors of one shape;
-    the model's own data preprocessor normalises them. ``data_samples`` are
+    ``inputs`` are raw (un-normalised, BGR, CHW) image tensors whose
+    samples share one ``ori_shape`` (else ValueError: group them with
+    :func:`group_by_original_size`); the model's own data preprocessor
+    normalises (and pads) them. ``data_samples`` are
     copied, never modified. Logits go through softmax; MaskFormer-style
     scores are normalised to sum to one. ``flip``: average with the
     prediction of the horizontally flipped images (flip TTA).
     """
+    shapes = {tuple(s.ori_shape) for s in data_samples}
+    if len(shapes) > 1:
+        raise ValueError(f'one batch of images with different original '
+                         f'sizes {sorted(shapes)}: predict each size apart '
+                         f'(group_by_original_size)')
     probs = _probs_once(model, inputs, data_samples, device)
     if flip:
         flipped = [x.flip(-1) for x in inputs]
         probs = (probs + _probs_once(model, flipped, data_samples,
                                      device).flip(-1)) / 2
     return probs
+
+
+def group_by_original_size(data_samples: Sequence) -> List[List[int]]:
+    """Indices of the samples, grouped by ``ori_shape`` (first-seen order):
+    the batches :func:`predict_probs` can stack."""
+    groups: Dict[tuple, List[int]] = {}
+    for i, sample in enumerate(data_samples):
+        groups.setdefault(tuple(sample.ori_shape), []).append(i)
+    return list(groups.values())
 
 
 def _probs_once(model, inputs: List[Tensor], data_samples: list,
