@@ -179,6 +179,39 @@ def test_infer_folder_end_to_end(members, tmp_path):
     assert '1 image(s) segmented' in redo.stdout
 
 
+def test_infer_never_mixes_up_two_photos_with_one_name(members, tmp_path):
+    """a.jpg and a.png in one folder, then two lists naming different x.jpg
+    files: every photo gets its own outputs, and a re-run reuses outputs
+    only when they were made from the same file."""
+    cfg, ckpt = members['b0']
+    photo = Image.open(osp.join(DEMO, 'val', '1.jpg'))
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    photo.resize((80, 60)).save(folder / 'a.jpg')
+    photo.resize((40, 30)).save(folder / 'a.png')
+    out = str(tmp_path / 'out')
+    res = run_tool('tools/infer.py', cfg, ckpt, str(folder), '--out', out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(os.listdir(osp.join(out, 'masks'))) == ['a_jpg.png',
+                                                          'a_png.png']
+    assert np.array(Image.open(osp.join(out, 'masks', 'a_png.png'))
+                    ).shape == (30, 40)
+    # two lists, each naming a different x.jpg, into one output folder
+    for i, size in enumerate(((64, 48), (32, 24))):
+        (tmp_path / f'd{i}').mkdir()
+        photo.resize(size).save(tmp_path / f'd{i}' / 'x.jpg')
+        (tmp_path / f'list{i}.txt').write_text(f'd{i}/x.jpg\n')
+    for i, width in ((0, 64), (1, 32), (1, 32)):
+        res = run_tool('tools/infer.py', cfg, ckpt,
+                       str(tmp_path / f'list{i}.txt'), '--out', out)
+        assert res.returncode == 0, res.stderr[-3000:]
+        [row] = json.load(open(osp.join(out, 'report.json')))
+        assert row['width'] == width and row['file'].endswith(f'd{i}/x.jpg')
+        assert np.array(Image.open(osp.join(out, 'masks', 'x.png'))
+                        ).shape[1] == width
+    assert row['status'] == 'exists'  # the last run: same file, reused
+
+
 def test_infer_with_an_ensemble_config_and_text_list(members, tmp_path):
     (c0, k0), (c1, k1) = members['b0'], members['mvit']
     cfg = write_ensemble_config(tmp_path / 'ens.py', [(c0, k0), (c1, k1)],

@@ -15,8 +15,10 @@ CHECKPOINT). For each image, under DIR (default work_dirs/infer):
     reports/<name>.json    the image's report line
 and, for the whole run, report.csv and report.json (file, width, height,
 damage share per class, number of regions and their boxes, confidence).
-Re-running skips images whose outputs exist (unless --overwrite); an
-unreadable image is reported and skipped.
+Re-running skips images whose outputs exist and were made from the same
+file (unless --overwrite); an unreadable image is reported and skipped.
+Inputs that would share an output name (a.jpg and a.png) get their
+extension appended (masks/a_jpg.png, masks/a_png.png).
 """
 import argparse
 import csv
@@ -63,8 +65,32 @@ def parse_args(argv=None):
     return args
 
 
+def unique_names(items):
+    """Make output names unique (case-insensitively, for such file
+    systems): names shared by several inputs (``a.jpg`` and ``a.png``, or
+    two ``x.jpg`` of a list) get the input's extension, then a number."""
+    from collections import Counter
+    counts = Counter(name.lower() for _, name in items)
+    out, used = [], set()
+    for path, name in items:
+        if counts[name.lower()] > 1:
+            ext = osp.splitext(path)[1].lstrip('.').lower()
+            name = f'{name}_{ext}' if ext else name
+        base, k = name, 2
+        while name.lower() in used:
+            name, k = f'{base}_{k}', k + 1
+        used.add(name.lower())
+        out.append((path, name))
+    return out
+
+
 def collect_inputs(path: str):
-    """(absolute path, output name) pairs; output names keep sub-folders."""
+    """(path, output name) pairs; output names keep sub-folders and are
+    unique (:func:`unique_names`)."""
+    return unique_names(_find_inputs(path))
+
+
+def _find_inputs(path: str):
     if not osp.exists(path):
         raise SystemExit(f'error: input {path} does not exist')
     if osp.isdir(path):
@@ -87,15 +113,9 @@ def collect_inputs(path: str):
                      and not ln.startswith('#')]
         if not lines:
             raise SystemExit(f'error: {path} lists no images')
-        out, seen = [], set()
-        for line in lines:
-            full = line if osp.isabs(line) else osp.join(base, line)
-            name = osp.splitext(osp.basename(full))[0]
-            while name in seen:
-                name += '_'
-            seen.add(name)
-            out.append((full, name))
-        return out
+        return [(full, osp.splitext(osp.basename(full))[0]) for full in (
+            line if osp.isabs(line) else osp.join(base, line)
+            for line in lines)]
     return [(path, osp.splitext(osp.basename(path))[0])]
 
 
@@ -103,6 +123,20 @@ def output_paths(out: str, name: str):
     return (osp.join(out, 'masks', name + '.png'),
             osp.join(out, 'overlays', name + '.jpg'),
             osp.join(out, 'reports', name + '.json'))
+
+
+def finished_report(out: str, name: str):
+    """The report of a finished image (all three outputs there), or None
+    (also for a report that cannot be read: the image is redone)."""
+    paths = output_paths(out, name)
+    if not all(osp.isfile(p) for p in paths):
+        return None
+    try:
+        with open(paths[2]) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
 
 
 def write_outputs(segmenter, result, rgb, name, out, opacity):
@@ -117,8 +151,10 @@ def write_outputs(segmenter, result, rgb, name, out, opacity):
         f'damage {pct:.1f}%, {result.report["num_regions"]} region(s)')
     atomic_write(overlay_path, lambda p: Image.fromarray(drawn).save(
         p, format='JPEG', quality=90))
-    atomic_write(report_path, lambda p: open(p, 'w').write(
-        json.dumps(result.report)))
+    # the source file is recorded: a re-run only reuses outputs of the
+    # same file (a changed list could map another image to this name)
+    atomic_write(report_path, lambda p: open(p, 'w').write(json.dumps(
+        dict(result.report, source=osp.abspath(result.source)))))
 
 
 def write_summary(out, rows, classes):
@@ -161,11 +197,10 @@ def main(argv=None) -> int:
     rows, errors, skipped, done = [], [], 0, 0
     todo = []
     for path, name in items:
-        mask_path, overlay_path, report_path = output_paths(args.out, name)
-        if not args.overwrite and all(osp.isfile(p) for p in (
-                mask_path, overlay_path, report_path)):
-            with open(report_path) as f:
-                rows.append(dict(file=path, status='exists', **json.load(f)))
+        report = None if args.overwrite else finished_report(args.out, name)
+        if report is not None and report.pop('source', None) == \
+                osp.abspath(path):
+            rows.append(dict(file=path, status='exists', **report))
             skipped += 1
         else:
             todo.append((path, name))
