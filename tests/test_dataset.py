@@ -159,3 +159,23 @@ def test_checker_reports_all_problems_at_once(tiny_dataset):
     assert 'values [9]' in text['val'] and 'unreadable image' in text['val']
     assert 'orphan.png mask without image' in text['test']
     assert reports['test'].damage_pixel_share > 0
+
+
+def test_masks_painting_damage_255_are_refused(tiny_dataset):
+    """0/255 binary masks pass every per-sample check (255 = ignore) and
+    would train on background alone: the dataset and the checker say so."""
+    for i in range(3):
+        mask = np.zeros((30, 40), np.uint8)
+        mask[5:15, 5:20] = 255
+        write_pair(tiny_dataset, 'train', f'train_{i}', mask=mask, seed=i)
+    with pytest.raises(DatasetError, match=r'only 0 and 255.*damage = 1'):
+        build(tiny_dataset)
+    build(tiny_dataset, split='val')  # ids 0/1: fine
+    reports = {r.split: r for r in check_dataset(tiny_dataset)}
+    [(path, why)] = reports['train'].problems
+    assert path.endswith(osp.join('ann_dir', 'train'))
+    assert 'is damage painted 255' in why
+    assert not reports['val'].problems
+    # one mask with real ids among them: not this mistake
+    write_pair(tiny_dataset, 'train', 'train_1', seed=1)
+    assert len(build(tiny_dataset)) == 3

@@ -228,6 +228,9 @@ def test_checker_flags_exactly_out_of_range_values(mask, shape):
             assert len(rep.problems) == 1 and '!= image' in rep.problems[0][1]
         elif bad_values:
             assert len(rep.problems) == 1 and 'outside' in rep.problems[0][1]
+        elif 255 in mask and 1 not in mask:  # damage painted 255?
+            assert len(rep.problems) == 1 and 'painted 255' in \
+                rep.problems[0][1]
         else:
             assert not rep.problems
     finally:

@@ -9,15 +9,18 @@ Layout (``data_root`` overridable)::
 Why this is ours: on top of :class:`BaseSegDataset` it fails early and by
 name on data that would otherwise crash deep inside a transform or, worse,
 train silently on wrong masks: a missing folder (with the command that
-prepares it), an image without mask, and (per sample, through
+prepares it), an image without mask, masks that paint damage with the
+ignore index 255, and (per sample, through
 :class:`CheckSegSample`) size mismatches, RGB masks, out-of-range values and
 unreadable files.
 """
 import os.path as osp
 from typing import List
 
+import numpy as np
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
+from PIL import Image
 
 PREPARE_HINT = ('Prepare it with `python tools/dataset_converters/'
                 'via_to_mmseg.py` (VIA polygons), `python tools/'
@@ -97,10 +100,42 @@ class CarDamageDataset(BaseSegDataset):
                     f'{shown}{more}\nRun tools/dataset_converters/'
                     f'check_dataset.py for a full report.')
         num_classes = len(self._metainfo['classes'])
+        if ann_dir is not None:
+            self._check_not_ignore_coded(data_list, num_classes)
         for info in data_list:
             info['num_classes'] = num_classes
             info['ignore_index'] = self.ignore_index
         return data_list
+
+    def _check_not_ignore_coded(self, data_list: List[dict],
+                                num_classes: int, samples: int = 16) -> None:
+        """Refuse masks that mark damage with the ignore index.
+
+        Binary masks saved as 0/255 PNGs pass every per-sample check (255 is
+        the ignore index), and the model then trains on background alone.
+        Up to ``samples`` masks spread over the split are read; if each of
+        them holds ignore pixels and none holds a class id 1..C-1, that is
+        this mistake, not data.
+        """
+        step = max(1, len(data_list) // samples)
+        paths = [d['seg_map_path'] for d in data_list[::step][:samples]]
+        for path in paths:
+            try:
+                with Image.open(path) as mask:
+                    values = np.unique(np.asarray(mask))
+            except Exception:
+                return  # unreadable: CheckSegSample names it per sample
+            if (not (values == self.ignore_index).any()
+                    or ((values > 0) & (values < num_classes)).any()):
+                return
+        raise DatasetError(
+            f'{self.__class__.__name__}: the {len(paths)} masks read in '
+            f'{osp.dirname(paths[0])} hold only 0 and {self.ignore_index} '
+            f'(the ignore index, never trained on): damage seems to be '
+            f'painted {self.ignore_index}. Write class ids instead (damage '
+            f'= 1, e.g. np.where(mask == {self.ignore_index}, 1, 0)), or '
+            f'convert polygons with tools/dataset_converters/. '
+            f'tools/dataset_converters/check_dataset.py checks every mask.')
 
     def prepare_data(self, idx: int):
         """Run the pipeline; any failure is re-raised naming the files."""

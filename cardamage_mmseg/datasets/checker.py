@@ -2,8 +2,9 @@
 
 Unlike the dataset (which stops at the first bad sample), the checker reads
 every pair and lists all problems: missing folders, images without masks,
-masks without images, unreadable files, RGB masks, size mismatches and
-out-of-range values.
+masks without images, unreadable files, RGB masks, size mismatches,
+out-of-range values, and a split whose only non-background label is the
+ignore index (damage painted 255, as 0/255 binary masks do).
 """
 import os
 import os.path as osp
@@ -99,10 +100,16 @@ def check_split(data_root: str, split: str, num_classes: int,
     report.class_pixels = {int(i): int(c) for i, c in enumerate(counts) if c}
     valid = sum(c for i, c in report.class_pixels.items()
                 if i != ignore_index)
+    foreground = sum(c for i, c in report.class_pixels.items()
+                     if 0 < i < num_classes)
     if valid:
-        report.damage_pixel_share = float(
-            sum(c for i, c in report.class_pixels.items()
-                if 0 < i < num_classes) / valid)
+        report.damage_pixel_share = float(foreground / valid)
+    ignored = report.class_pixels.get(ignore_index, 0)
+    if ignored and not foreground:
+        report.problems.append((ann_dir, (
+            f'no mask holds a class id 1..{num_classes - 1}, but {ignored} '
+            f'pixels are {ignore_index} (the ignore index, never trained '
+            f'on): is damage painted {ignore_index}? write it as 1')))
     return report
 
 
