@@ -76,3 +76,33 @@ def test_every_config_file_is_in_the_zoo_or_known():
     configs = {osp.relpath(p, REPO) for p in glob.glob(
         osp.join(REPO, 'configs', '*_cardamage.py'))}
     assert {b.config for b in BASELINES.values()} <= configs
+
+
+def test_head_and_data_class_counts_must_agree(tmp_path):
+    """A head with fewer classes than its data crashes inside the loss (a
+    device-side assert on a GPU); more trains silently on the wrong task.
+    load_tool_config stops both, naming the setting; --label-set sets both
+    sides, a distiller's student included."""
+    from cardamage_mmseg.utils.config import load_tool_config
+    seg = osp.join(REPO, 'configs', 'segformer_b0_cardamage.py')
+    with pytest.raises(SystemExit, match=r'decode_head.num_classes=2 but '
+                       r'train_dataloader has 5 classes'):
+        load_tool_config(seg, {'train_dataloader.dataset.type':
+                               'AIHubCarDamageDataset'})
+    with pytest.raises(SystemExit, match=r'num_classes=5 but '
+                       r'train_dataloader has 2'):
+        load_tool_config(seg, {'model.decode_head.num_classes': 5})
+    assert load_tool_config(seg, label_set='aihub').model.decode_head[
+        'num_classes'] == 5
+    distill = osp.join(REPO, 'configs', 'distill_segformer_b3-b0_cardamage.py')
+    cfg = load_tool_config(distill, label_set='aihub')
+    assert cfg.model.student.decode_head.num_classes == 5
+    upernet = osp.join(REPO, 'configs', 'upernet_swin-t_cardamage.py')
+    with pytest.raises(SystemExit, match=r'auxiliary_head.num_classes=2'):
+        load_tool_config(upernet, {'model.decode_head.num_classes': 5,
+                                   'train_dataloader.dataset.type':
+                                   'AIHubCarDamageDataset',
+                                   'val_dataloader.dataset.type':
+                                   'AIHubCarDamageDataset',
+                                   'test_dataloader.dataset.type':
+                                   'AIHubCarDamageDataset'})

@@ -188,6 +188,15 @@ def test_missing_teacher_checkpoint_fails_at_start(tmp_path):
             checkpoint=str(tmp_path / 'missing.pth')))
 
 
+def test_teacher_with_other_labels_fails_at_start(members):
+    cfg, ckpt = members['b0']
+    student = student_cfg()
+    student.decode_head.num_classes = 5
+    with pytest.raises(ValueError, match='predicts 2 classes, the student 5'):
+        DistillSegmentor(student=student,
+                         teacher=dict(config=cfg, checkpoint=ckpt))
+
+
 def test_distill_end_to_end_with_standard_tools(members, tmp_path,
                                                 demo_converted):
     teacher_cfg, teacher_ckpt = members['b0']

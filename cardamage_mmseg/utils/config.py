@@ -32,8 +32,8 @@ def apply_label_set(cfg: Config, label_set: str) -> Config:
     """Switch a config between the binary and the AI Hub 5-class labels.
 
     Sets the dataset type of every dataloader and ``num_classes`` of every
-    head (decode, auxiliary, Mask2Former's class weights). One flag instead
-    of a new file per model.
+    head (decode, auxiliary, Mask2Former's class weights; a distiller's
+    student). One flag instead of a new file per model.
     """
     if label_set not in LABEL_SETS:
         raise ValueError(f'unknown label set {label_set!r}; choose from '
@@ -48,11 +48,8 @@ def apply_label_set(cfg: Config, label_set: str) -> Config:
             dataset = dataset['dataset']
         if dataset.get('type') in _DATASET_TYPES:
             dataset['type'] = dataset_type
-    model = cfg.model
-    if model.get('type') == 'SegTTAModel':
-        model = model['module']
-    _set_num_classes(model.get('decode_head'), num_classes)
-    _set_num_classes(model.get('auxiliary_head'), num_classes)
+    for _, head in _model_heads(cfg.model):
+        _set_num_classes(head, num_classes)
     return cfg
 
 
@@ -134,6 +131,60 @@ def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
     return cfg
 
 
+def _model_heads(model: dict) -> List[tuple]:
+    """(name, head dict) of a model config's heads, through test-time
+    augmentation and a distiller's student."""
+    if model.get('type') == 'SegTTAModel':
+        model = model['module']
+    if model.get('type') == 'DistillSegmentor' and isinstance(
+            model.get('student'), dict):
+        return [(f'student.{n}', h) for n, h in _model_heads(model.student)]
+    heads = []
+    for key in ('decode_head', 'auxiliary_head'):
+        head = model.get(key)
+        for i, h in enumerate(head if isinstance(head, list) else
+                              [head] if head else []):
+            name = f'{key}[{i}]' if isinstance(head, list) else key
+            heads.append((name, h))
+    return heads
+
+
+def _dataset_classes(dataset: dict) -> Optional[tuple]:
+    while 'dataset' in dataset:  # RepeatDataset & co.
+        dataset = dataset['dataset']
+    classes = dataset.get('metainfo', {}).get('classes')
+    if classes:
+        return tuple(classes)
+    from mmseg.registry import DATASETS
+    cls = DATASETS.get(dataset.get('type', ''))
+    meta = getattr(cls, 'METAINFO', None) if cls else None
+    return tuple(meta['classes']) if meta and 'classes' in meta else None
+
+
+def check_num_classes(cfg: Config, config_path: str = '') -> None:
+    """Fail before anything is built when a head's ``num_classes`` differs
+    from its data's class count: labels beyond the head's range crash
+    inside the loss (a device-side assert on a GPU), and a head with extra
+    classes trains silently on a task it cannot be scored on."""
+    heads = [(n, h) for n, h in _model_heads(cfg.model)
+             if isinstance(h, dict) and 'num_classes' in h]
+    if not heads:
+        return  # ensembles check their members themselves
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        classes = _dataset_classes(loader['dataset']) if loader else None
+        if classes is None:
+            continue
+        for name, head in heads:
+            if head['num_classes'] != len(classes):
+                raise SystemExit(
+                    f'error: {config_path or "the config"}: model '
+                    f'{name}.num_classes={head["num_classes"]} but '
+                    f'{key} has {len(classes)} classes {classes}. Pick the '
+                    f'labels with --label-set {{binary,aihub}} (it sets '
+                    f'both), or make them agree in the config.')
+
+
 def load_tool_config(config: str,
                      cfg_options: Optional[dict] = None,
                      label_set: Optional[str] = None,
@@ -147,6 +198,7 @@ def load_tool_config(config: str,
     cfg.launcher = launcher
     if label_set:
         apply_label_set(cfg, label_set)
+    check_num_classes(cfg, config)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:

@@ -64,6 +64,13 @@ class DistillSegmentor(BaseSegmentor):
         # outside the module tree: see the module docstring
         object.__setattr__(self, '_teacher', teacher_model)
         self.student = MODELS.build(student_cfg)
+        counts = [getattr(m.decode_head, 'num_classes', None)
+                  for m in (teacher_model, self.student)]
+        if None not in counts and counts[0] != counts[1]:
+            raise ValueError(
+                f'teacher {teacher["config"]} predicts {counts[0]} classes, '
+                f'the student {counts[1]}: distil from a teacher trained on '
+                f'the same labels (--label-set)')
         self.distill_losses = torch.nn.ModuleList(
             [MODELS.build(cfg) for cfg in (distill_losses or [])])
         names = [loss.loss_name for loss in self.distill_losses]
