@@ -118,6 +118,7 @@ def main(argv=None):
     prepare_cpu_distributed(cfg, testing=True)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
+    del runner  # before the process group goes (finish_distributed)
     finish_distributed()
     return metrics
 

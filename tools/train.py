@@ -93,6 +93,7 @@ def main(argv=None):
     prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    del runner  # before the process group goes (finish_distributed)
     finish_distributed()
 
 
