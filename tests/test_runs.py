@@ -11,8 +11,9 @@ from cardamage_mmseg.utils.scalars import last_val_metrics
 
 def test_short_run_shows_progress_and_returns_its_checkpoint(
         tmp_path, demo_converted):
-    config = write_tiny_config(tmp_path, 'configs/segformer_b0_cardamage_demo.py',
-                               demo_converted, iters=2)
+    config = write_tiny_config(
+        tmp_path, 'configs/segformer_b0_cardamage_demo.py', demo_converted,
+        iters=2)
     lines = []
     ckpt = train_short(config, str(tmp_path / 'run'), 2,
                        tool_args=['--loss', 'ce-dice'], echo=lines.append)

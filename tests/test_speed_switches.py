@@ -212,7 +212,8 @@ def test_tools_with_the_speed_switches(members, tmp_path):
     work = str(tmp_path / 'train')
     res = run_tool('tools/train.py', cfg, '--work-dir', work, '--compile',
                    '--cfg-options', 'compile.backend=eager',
-                   'train_cfg.max_iters=1', 'default_hooks.checkpoint.interval=1')
+                   'train_cfg.max_iters=1',
+                   'default_hooks.checkpoint.interval=1')
     assert res.returncode == 0, res.stderr[-3000:]
     assert osp.isfile(osp.join(work, 'iter_1.pth'))
     if torch.cuda.is_available():

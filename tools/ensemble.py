@@ -56,8 +56,8 @@ def parse_args(argv=None):
                    help='pick rule and weights on --search-split first')
     p.add_argument('--search-split', default='val')
     p.add_argument('--show-dir', help='write image | ensemble | truth')
-    p.add_argument('--out', help='write ensemble masks (palette PNGs of class ids, as '
-                   'tools/infer.py)')
+    p.add_argument('--out', help='write ensemble masks (palette PNGs of '
+                   'class ids, as tools/infer.py)')
     p.add_argument('--tta', action='store_true',
                    help='horizontal-flip test-time augmentation per member')
     p.add_argument('--device', help='device of all members (default: cuda '
@@ -237,8 +237,8 @@ def main(argv=None) -> int:
             scores.areas[k], val.metainfo['classes'])[1])
         best = ranked[0]
         rule, weights = candidates[best]
-        print(f'best on {args.search_split}: {best} (mIoU '
-              f'{iou_table(scores.areas[best], val.metainfo["classes"])[1]:.2f})')
+        best_miou = iou_table(scores.areas[best], val.metainfo['classes'])[1]
+        print(f'best on {args.search_split}: {best} (mIoU {best_miou:.2f})')
         results['search'] = dict(split=args.search_split, best=best,
                                  ranking=ranked[:10])
     dataset = build_dataset(dataset_cfg, args.split, args.data_root)

@@ -51,9 +51,10 @@ def read_image_rgb(path: str) -> np.ndarray:
 
 def scale_to_uint8(arr: np.ndarray, name: str = 'array') -> np.ndarray:
     """Pixel values to uint8. uint8 is kept; floats with max <= 1 are read
-    as [0, 1] (x 255), as is bool; other values up to 255 are kept; larger ones (16-bit)
-    are scaled by the image's own maximum; negatives clip to 0. NaN or inf
-    raise :class:`ImageReadError` (they would become arbitrary bytes)."""
+    as [0, 1] (x 255), as is bool; other values up to 255 are kept; larger
+    ones (16-bit) are scaled by the image's own maximum; negatives clip to
+    0. NaN or inf raise :class:`ImageReadError` (they would become arbitrary
+    bytes)."""
     if arr.dtype == np.uint8:
         return arr
     is_float = arr.dtype.kind in 'fb'  # bool: a mask, shown as 0 / 255

@@ -6,9 +6,10 @@
         [--work-dir work_dirs/loss_study] [--cfg-options ...]
 
 Each preset trains through tools/train.py (a fresh process, seed from the
-config; its progress lines shown, its whole output in WORK_DIR/PRESET/
-train_output.log), validates once at the end, and the script prints a markdown table
-of val mIoU and damage IoU (also written to WORK_DIR/results.json).
+config; its progress lines shown, its whole output in
+WORK_DIR/PRESET/train_output.log), validates once at the end, and the
+script prints a markdown table of val mIoU and damage IoU (also written to
+WORK_DIR/results.json).
 """
 import argparse
 import json

@@ -14,9 +14,10 @@ converted at 512, images/s in one process: one data-loader worker's rate,
 so ``num_workers`` >= (GPU images/s) / (this rate) keeps a GPU fed.
 
 Latency: batch 1, SIZExSIZE, ``model.encode_decode`` (backbone + head,
-logits at the input size), median of ``--runs`` after ``--warmup`` runs, eval mode,
-no grad. GFLOPs: mmengine's ``get_model_complexity_info`` (fvcore-style
-counting, one multiply-add = one FLOP, as mmseg's get_flops.py).
+logits at the input size), median of ``--runs`` after ``--warmup`` runs,
+eval mode, no grad. GFLOPs: mmengine's ``get_model_complexity_info``
+(fvcore-style counting, one multiply-add = one FLOP, as mmseg's
+get_flops.py).
 
 Switches: ``model.encode_decode`` at batch ``--batch`` with each inference
 switch of ``tools/infer.py`` alone (channels_last, bf16 autocast,

@@ -5,12 +5,13 @@ transformers) and this project's path side by side, in one process.
         [--steps 20] [--warmup 5] [--device cuda] [--no-hf] [--out DIR] \
         [--configs configs/upernet_swin-t_cardamage.py ...]
 
-Cases (random weights and data, 2 classes): HF ``SegformerForSemanticSegmentation``
-fp32 / bf16 autocast / bf16 + torch.compile (skipped when ``transformers`` is
-not installed), mmseg's stock ``MixVisionTransformer`` fp32 / bf16, and the
-project's ``MixVisionTransformerSDPA`` fp32 / bf16 / bf16 + channels_last /
-bf16 + torch.compile. Training = forward + upsampled cross-entropy + backward
-+ AdamW (fused on CUDA); inference = no-grad forward. Prints images/s and the
+Cases (random weights and data, 2 classes): HF
+``SegformerForSemanticSegmentation`` fp32 / bf16 autocast / bf16 +
+torch.compile (skipped when ``transformers`` is not installed), mmseg's
+stock ``MixVisionTransformer`` fp32 / bf16, and the project's
+``MixVisionTransformerSDPA`` fp32 / bf16 / bf16 + channels_last / bf16 +
+torch.compile. Training = forward + upsampled cross-entropy + backward +
+AdamW (fused on CUDA); inference = no-grad forward. Prints images/s and the
 ratio to the best HF figure, with the device's name.
 
 "project path" rows go through what ``tools/train.py``/``tools/test.py`` run:

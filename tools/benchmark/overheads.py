@@ -2,8 +2,8 @@
 (random weights, real 512x512-sized input):
 
 - ensemble: time per image of EnsembleSegmentor vs the sum of its members'
-  times (interleaved rounds in one process, medians), and peak memory (each case in its own process) vs the sum of the
-  members' peaks;
+  times (interleaved rounds in one process, medians), and peak memory
+  (each case in its own process) vs the sum of the members' peaks;
 - distillation: one DistillSegmentor training step vs one student training
   step + one teacher no-grad forward;
 - inference: DamageSegmenter folder throughput at batch 1 vs batch N, and

@@ -1,7 +1,8 @@
 """Shared machinery of the annotation converters.
 
 A converter turns one *entry* (an image and its polygons, already mapped to
-class ids) into ``img_dir/<split>/<stem>.jpg`` and ``ann_dir/<split>/<stem>.png``:
+class ids) into ``img_dir/<split>/<stem>.jpg`` and
+``ann_dir/<split>/<stem>.png``:
 
 - the image is read with its EXIF orientation applied and written without
   it, so image and mask line up in every reader;
@@ -102,8 +103,8 @@ def rasterize(polygons: Sequence[Polygon], out_size: Tuple[int, int],
         pts = poly.points * np.array([sx, sy])
         # cv2 works in fixed point: 4 fractional bits keep sub-pixel vertices
         pts_fixed = np.round(pts * 16).astype(np.int32)
-        cv2.fillPoly(mask, [pts_fixed], int(poly.class_id), lineType=cv2.LINE_8,
-                     shift=4)
+        cv2.fillPoly(mask, [pts_fixed], int(poly.class_id),
+                     lineType=cv2.LINE_8, shift=4)
     return mask
 
 

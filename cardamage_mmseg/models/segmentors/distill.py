@@ -57,7 +57,8 @@ class DistillSegmentor(BaseSegmentor):
         super().__init__(data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
         if not isinstance(teacher, dict) or 'config' not in teacher:
-            raise ValueError('teacher must be dict(config=..., checkpoint=...)')
+            raise ValueError(
+                'teacher must be dict(config=..., checkpoint=...)')
         teacher_model, _ = build_member(
             teacher['config'], teacher.get('checkpoint'),
             teacher.get('device') or 'cpu')
