@@ -274,3 +274,19 @@ def test_cli_errors_are_clear(tmp_path):
                   str(tmp_path / 'empty'), '--label-root',
                   str(tmp_path / 'empty'), '--out', str(tmp_path / 'o'))
     assert res.returncode == 2 and 'no *.json label files' in res.stderr
+
+
+def test_via_cli_refuses_when_no_region_fits_the_class_map(tmp_path):
+    """The sample names its class 'damage' under 'name': a wrong map or key
+    would write 8 all-background masks; it stops before writing any."""
+    src = osp.join(DEMO, 'val')
+    for extra, hint in ((['--class-map', 'scratch=1'], "class 'damage' not"),
+                        (['--class-key', 'type'], 'no "type" in')):
+        out = tmp_path / extra[0].strip('-')
+        res = run_cli('tools/dataset_converters/via_to_mmseg.py',
+                      osp.join(src, 'via_region_data.json'), '--img-dir', src,
+                      '--out', str(out), '--split', 'val', *extra)
+        assert res.returncode == 2
+        assert 'none of the regions matched' in res.stderr
+        assert hint in res.stderr
+        assert not out.exists()

@@ -47,6 +47,23 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def check_some_region_matched(entries, args) -> None:
+    """Regions everywhere but not one polygon kept: the class key or map
+    does not fit this file (it would give all-background masks)."""
+    if any(e.polygons for e in entries):
+        return
+    reasons = [p for e in entries for p in e.problems
+               if 'not in the class map' in p or 'region_attributes' in p]
+    if reasons:
+        raise ConversionError(
+            f'{args.via_json}: none of the regions matched --class-key '
+            f'{args.class_key!r} / --class-map {args.class_map!r} '
+            f'({len(reasons)} skipped; first: {reasons[0]}). Every mask '
+            f'would be background: set --class-key to the region attribute '
+            f'that names the class and --class-map to its values (e.g. '
+            f'--class-map scratch=1,dent=1).')
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -60,6 +77,7 @@ def main(argv=None) -> int:
                 f'{args.via_json}: no usable image records '
                 f'({len(skipped)} skipped); first: '
                 f'{skipped[0] if skipped else "none"}')
+        check_some_region_matched(entries, args)
         if args.split_ratio:
             ratios = [float(v) for v in args.split_ratio.split(',')]
             assignment = split_stems([e.stem for e in entries], ratios,
