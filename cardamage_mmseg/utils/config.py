@@ -13,19 +13,22 @@ LABEL_SETS = {
 _DATASET_TYPES = {t for t, _ in LABEL_SETS.values()}
 
 
-def _set_num_classes(head, num_classes: int) -> None:
-    if head is None:
-        return
-    heads = head if isinstance(head, list) else [head]
-    for h in heads:
-        if 'num_classes' in h:
-            h['num_classes'] = num_classes
-        # Mask2Former: one weight per class plus the "no object" weight
-        cls_loss = h.get('loss_cls')
-        if isinstance(cls_loss, dict) and isinstance(
-                cls_loss.get('class_weight'), list):
-            cls_loss['class_weight'] = [1.0] * num_classes + [
-                cls_loss['class_weight'][-1]]
+def _set_num_classes(head: dict, num_classes: int) -> None:
+    if 'num_classes' in head:
+        head['num_classes'] = num_classes
+    # Mask2Former: one weight per class plus the "no object" weight
+    cls_loss = head.get('loss_cls')
+    if isinstance(cls_loss, dict) and isinstance(
+            cls_loss.get('class_weight'), list):
+        cls_loss['class_weight'] = [1.0] * num_classes + [
+            cls_loss['class_weight'][-1]]
+
+
+def _innermost_dataset(dataset: dict) -> dict:
+    """The dataset inside ``RepeatDataset`` & co."""
+    while 'dataset' in dataset:
+        dataset = dataset['dataset']
+    return dataset
 
 
 def apply_label_set(cfg: Config, label_set: str) -> Config:
@@ -43,9 +46,7 @@ def apply_label_set(cfg: Config, label_set: str) -> Config:
         loader = cfg.get(key)
         if not loader:
             continue
-        dataset = loader['dataset']
-        while 'dataset' in dataset:  # RepeatDataset & co.
-            dataset = dataset['dataset']
+        dataset = _innermost_dataset(loader['dataset'])
         if dataset.get('type') in _DATASET_TYPES:
             dataset['type'] = dataset_type
     for _, head in _model_heads(cfg.model):
@@ -149,9 +150,10 @@ def _model_heads(model: dict) -> List[tuple]:
     return heads
 
 
-def _dataset_classes(dataset: dict) -> Optional[tuple]:
-    while 'dataset' in dataset:  # RepeatDataset & co.
-        dataset = dataset['dataset']
+def dataset_classes(dataset: dict) -> Optional[tuple]:
+    """Class names of a dataset config: its ``metainfo``, else its
+    registered type's ``METAINFO``; None if neither says."""
+    dataset = _innermost_dataset(dataset)
     classes = dataset.get('metainfo', {}).get('classes')
     if classes:
         return tuple(classes)
@@ -172,7 +174,7 @@ def check_num_classes(cfg: Config, config_path: str = '') -> None:
         return  # ensembles check their members themselves
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(key)
-        classes = _dataset_classes(loader['dataset']) if loader else None
+        classes = dataset_classes(loader['dataset']) if loader else None
         if classes is None:
             continue
         for name, head in heads:

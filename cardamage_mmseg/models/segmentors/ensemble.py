@@ -32,14 +32,8 @@ def _member_classes(cfg: Config, checkpoint: dict) -> Optional[tuple]:
     classes = meta.get('dataset_meta', {}).get('classes')
     if classes:
         return tuple(classes)
-    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    from mmseg.registry import DATASETS
-    cls = DATASETS.get(dataset.get('type', '')) if dataset else None
-    if dataset.get('metainfo', {}).get('classes'):
-        return tuple(dataset['metainfo']['classes'])
-    if cls is not None and hasattr(cls, 'METAINFO'):
-        return tuple(cls.METAINFO['classes'])
-    return None
+    from cardamage_mmseg.utils.config import dataset_classes
+    return dataset_classes(cfg.get('test_dataloader', {}).get('dataset', {}))
 
 
 def build_member(config: str,
