@@ -125,9 +125,10 @@ def output_paths(out: str, name: str):
             osp.join(out, 'reports', name + '.json'))
 
 
-def finished_report(out: str, name: str):
-    """The report of a finished image (all three outputs there), or None
-    (also for a report that cannot be read: the image is redone)."""
+def finished_report(out: str, name: str, path: str):
+    """The report of ``path`` if its outputs under ``name`` are all there
+    and were made from that file, else None (also for a report that
+    cannot be read: the image is redone)."""
     paths = output_paths(out, name)
     if not all(osp.isfile(p) for p in paths):
         return None
@@ -136,7 +137,10 @@ def finished_report(out: str, name: str):
             report = json.load(f)
     except (OSError, ValueError):
         return None
-    return report if isinstance(report, dict) else None
+    if not isinstance(report, dict) or \
+            report.pop('source', None) != osp.abspath(path):
+        return None
+    return report
 
 
 def write_outputs(segmenter, result, rgb, name, out, opacity):
@@ -197,9 +201,9 @@ def main(argv=None) -> int:
     rows, errors, skipped, done = [], [], 0, 0
     todo = []
     for path, name in items:
-        report = None if args.overwrite else finished_report(args.out, name)
-        if report is not None and report.pop('source', None) == \
-                osp.abspath(path):
+        report = None if args.overwrite else finished_report(
+            args.out, name, path)
+        if report is not None:
             rows.append(dict(file=path, status='exists', **report))
             skipped += 1
         else:
