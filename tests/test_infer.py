@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from cardamage_mmseg.apis import DamageSegmenter, damage_report
-from cardamage_mmseg.apis.inference import (ImageReadError, read_image_rgb,
-                                            to_rgb_array)
+from cardamage_mmseg.core import (ImageReadError, read_image_rgb,
+                                  to_rgb_array)
 from conftest import DEMO, run_tool, write_ensemble_config
 
 

@@ -22,20 +22,18 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 from PIL import Image
 
+from ..core.masks import holds_damage_ids
+from ..core.palette import (AIHUB_CLASSES, AIHUB_PALETTE, BINARY_CLASSES,
+                            BINARY_PALETTE)
+
 PREPARE_HINT = ('Prepare it with `python tools/dataset_converters/'
                 'via_to_mmseg.py` (VIA polygons), `python tools/'
                 'dataset_converters/aihub_to_mmseg.py` (AI Hub JSON) or '
                 '`make demo-data` for the bundled sample, or point '
                 '`data_root` at your converted data.')
 
-BINARY_METAINFO = dict(
-    classes=('background', 'damage'),
-    palette=[[0, 0, 0], [255, 0, 0]])
-
-AIHUB_METAINFO = dict(
-    classes=('background', 'scratched', 'separated', 'crushed', 'breakage'),
-    palette=[[0, 0, 0], [255, 0, 0], [255, 200, 0], [0, 120, 255],
-             [170, 0, 255]])
+BINARY_METAINFO = dict(classes=BINARY_CLASSES, palette=BINARY_PALETTE)
+AIHUB_METAINFO = dict(classes=AIHUB_CLASSES, palette=AIHUB_PALETTE)
 
 
 class DatasetError(RuntimeError):
@@ -126,7 +124,7 @@ class CarDamageDataset(BaseSegDataset):
             except Exception:
                 return  # unreadable: CheckSegSample names it per sample
             if (not (values == self.ignore_index).any()
-                    or ((values > 0) & (values < num_classes)).any()):
+                    or holds_damage_ids(values, num_classes)):
                 return
         raise DatasetError(
             f'{self.__class__.__name__}: the {len(paths)} masks read in '

@@ -14,6 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from ..core.masks import out_of_range_values
+
 
 @dataclass
 class SplitReport:
@@ -90,7 +92,7 @@ def check_split(data_root: str, split: str, num_classes: int,
                              f'{img_size[0]}x{img_size[1]}'))
             continue
         values, freq = np.unique(seg, return_counts=True)
-        bad = values[(values >= num_classes) & (values != ignore_index)]
+        bad = out_of_range_values(values, num_classes, ignore_index)
         if bad.size:
             report.problems.append(
                 (masks[key], f'values {bad.tolist()[:10]} outside '

@@ -24,12 +24,12 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import numpy as np
 
+from ...core.files import IMAGE_SUFFIXES
 from .common import (ConversionError, Entry, Polygon, finite_number,
                      safe_stem)
 
 AIHUB_CLASS_IDS = {'Scratched': 1, 'Separated': 2, 'Crushed': 3,
                    'Breakage': 4}
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 
 def _walk(root: str, suffixes: Tuple[str, ...]) -> Iterator[str]:

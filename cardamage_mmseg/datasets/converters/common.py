@@ -26,10 +26,13 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from cardamage_mmseg.utils.io import atomic_write
+from ...core import masks
+from ...core.files import atomic_write
+from ...utils.deprecation import moved_names
 
-#: Output palette of mask PNGs (class id -> colour); ids stay the pixel values.
-MASK_PALETTE = [0, 0, 0, 255, 0, 0, 255, 200, 0, 0, 120, 255, 170, 0, 255]
+__getattr__ = moved_names(__name__, {
+    'save_mask': 'cardamage_mmseg.core.masks:save_mask'})
+
 #: Points may lie this far outside the image (annotation tools snap to the
 #: border); they are clipped. Farther out, the polygon is rejected.
 BORDER_TOLERANCE = 2.0
@@ -134,17 +137,6 @@ def read_image(path: str, annotated_size: Optional[Tuple[int, int]] = None
     return img, note
 
 
-def save_mask(mask: np.ndarray, path: str,
-              palette: Optional[Sequence[Sequence[int]]] = None) -> None:
-    """Write a palette PNG whose pixel values are the class ids (colours:
-    ``palette`` as [[r, g, b], ...], default :data:`MASK_PALETTE`)."""
-    flat = (MASK_PALETTE if palette is None else
-            [int(c) for colour in palette for c in colour])
-    img = Image.fromarray(mask, mode='P')
-    img.putpalette(flat + [0] * (768 - len(flat)))
-    atomic_write(path, lambda p: img.save(p, format='PNG'))
-
-
 def save_jpeg(img: Image.Image, path: str, quality: int = 95) -> None:
     atomic_write(path, lambda p: img.save(p, format='JPEG', quality=quality))
 
@@ -183,7 +175,7 @@ def convert_entry(entry: Entry, out_root: str, size: int = 0,
         out_w, out_h = width, height
     mask = rasterize(kept, (out_w, out_h), (out_w / width, out_h / height))
     save_jpeg(img, img_out)
-    save_mask(mask, ann_out)
+    masks.save_mask(mask, ann_out)
     return EntryResult(entry.stem, 'written', len(kept), problems)
 
 

@@ -12,6 +12,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
+from ...core.masks import out_of_range_values
+
 
 @TRANSFORMS.register_module()
 class CheckSegSample(BaseTransform):
@@ -58,8 +60,8 @@ class CheckSegSample(BaseTransform):
         num_classes = results.get('num_classes', self.num_classes)
         ignore_index = results.get('ignore_index', self.ignore_index)
         if num_classes is not None:
-            values = np.unique(seg)
-            bad = values[(values >= num_classes) & (values != ignore_index)]
+            bad = out_of_range_values(np.unique(seg), num_classes,
+                                      ignore_index)
             if bad.size:
                 raise ValueError(
                     f'{seg_path}: mask values {bad.tolist()[:10]} are outside '

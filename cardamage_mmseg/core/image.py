@@ -1,0 +1,71 @@
+"""Reading photos: one rule for every tool, converter and runtime.
+
+A photo is read with its EXIF orientation applied (as phones, browsers and
+annotation tools show it) and comes out as RGB uint8. Grayscale, palette and
+RGBA/LA images are converted (alpha dropped); 16-bit and float images are
+scaled (:func:`scale_to_uint8`), never saturated.
+"""
+import numpy as np
+from PIL import Image, ImageOps
+
+#: PIL modes whose values are not 8-bit and need scaling
+WIDE_MODES = ('I;16', 'I;16B', 'I;16L', 'I', 'F')
+
+
+class ImageReadError(ValueError):
+    """An input image could not be read; the message names it."""
+
+
+def scale_to_uint8(arr: np.ndarray, name: str = 'array') -> np.ndarray:
+    """Pixel values to uint8. uint8 is kept; floats with max <= 1 are read
+    as [0, 1] (x 255), as is bool; other values up to 255 are kept; larger
+    ones (16-bit) are scaled by the image's own maximum; negatives clip to
+    0. NaN or inf raise :class:`ImageReadError` (they would become arbitrary
+    bytes)."""
+    if arr.dtype == np.uint8:
+        return arr
+    is_float = arr.dtype.kind in 'fb'  # bool: a mask, shown as 0 / 255
+    arr = arr.astype(np.float64)
+    if arr.size and not np.isfinite(arr).all():
+        raise ImageReadError(f'{name}: image holds NaN or infinite values')
+    peak = float(arr.max()) if arr.size else 0.0
+    top = 1.0 if is_float and peak <= 1.0 else max(peak, 255.0)
+    return (arr / top * 255.0).clip(0, 255).round().astype(np.uint8)
+
+
+def pil_to_rgb(img: Image.Image, name: str = 'image') -> np.ndarray:
+    """An opened (already oriented) PIL image as RGB uint8."""
+    if img.mode in WIDE_MODES:
+        return np.stack([scale_to_uint8(np.asarray(img), name)] * 3, axis=-1)
+    return np.asarray(img.convert('RGB'))
+
+
+def read_image_rgb(path: str) -> np.ndarray:
+    """Read any photo as RGB uint8 with its EXIF orientation applied.
+
+    Raises :class:`ImageReadError` naming ``path`` for anything unreadable.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return pil_to_rgb(ImageOps.exif_transpose(img), path)
+    except ImageReadError:
+        raise
+    except Exception as err:
+        raise ImageReadError(f'cannot read image {path}: '
+                             f'{type(err).__name__}: {err}') from None
+
+
+def to_rgb_array(image: np.ndarray, name: str = 'array') -> np.ndarray:
+    """Normalise a numpy image (H, W), (H, W, 1|3|4), any int/float/bool
+    dtype (RGB order assumed) to RGB uint8 (values: :func:`scale_to_uint8`).
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise ImageReadError(f'{name}: shape {arr.shape} is not an image')
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    arr = arr[..., :3]
+    return np.ascontiguousarray(scale_to_uint8(arr, name))

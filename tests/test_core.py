@@ -1,0 +1,85 @@
+"""The torch-free core against what it stands in for: mmcv's resizing,
+the checks and palettes the datasets used, and input discovery."""
+import os.path as osp
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cardamage_mmseg.core import (AIHUB_PALETTE, BINARY_PALETTE, InputError,
+                                  collect_inputs, holds_damage_ids,
+                                  out_of_range_values, pad_to, palette_for,
+                                  read_image_rgb, rescale_size,
+                                  resize_for_model, save_mask)
+from conftest import DEMO
+
+
+@pytest.mark.parametrize('scale', [(512, 512), (2048, 512), (256, 320)])
+def test_resize_for_model_is_mmcv_resize(scale):
+    """Same size and identical pixels as the test pipelines' mmcv Resize
+    (keep_ratio=True), on a real photo and on thin/odd shapes."""
+    import mmcv
+    from mmcv.transforms import Resize
+    photo = read_image_rgb(osp.join(DEMO, 'val', '1.jpg'))
+    rng = np.random.default_rng(0)
+    for img in (photo, rng.integers(0, 255, (37, 901, 3), dtype=np.uint8),
+                rng.integers(0, 255, (640, 17, 3), dtype=np.uint8)):
+        ours = resize_for_model(img, scale)
+        theirs = Resize(scale=scale, keep_ratio=True)(dict(img=img))['img']
+        assert ours.shape == theirs.shape
+        assert np.array_equal(ours, theirs)
+        h, w = img.shape[:2]
+        assert rescale_size(w, h, scale) == mmcv.rescale_size((w, h), scale)
+
+
+def test_pad_to_pads_bottom_right():
+    img = np.ones((3, 4, 3), np.uint8)
+    out = pad_to(img, 5, 6, value=7)
+    assert out.shape == (5, 6, 3)
+    assert (out[:3, :4] == 1).all() and (out[3:] == 7).all() \
+        and (out[:, 4:] == 7).all()
+    assert pad_to(img, 3, 4) is img
+    with pytest.raises(ValueError, match='larger'):
+        pad_to(img, 2, 4)
+
+
+def test_mask_value_rules():
+    values = np.array([0, 1, 2, 255])
+    assert out_of_range_values(values, 2).tolist() == [2]
+    assert out_of_range_values(values, 3).tolist() == []
+    assert out_of_range_values(np.array([-1, 0]), 2).tolist() == [-1]
+    assert holds_damage_ids(np.array([0, 1]), 2)
+    assert not holds_damage_ids(np.array([0, 255]), 2)
+
+
+def test_palettes():
+    assert palette_for(('background', 'damage')) == BINARY_PALETTE
+    assert palette_for(('background', 'scratched', 'separated', 'crushed',
+                        'breakage')) == AIHUB_PALETTE
+    other = palette_for(('bg', 'a', 'b'))
+    assert other[0] == [0, 0, 0] and len(other) == 3
+    assert palette_for(('bg', 'a', 'b')) == other  # fixed seed
+
+
+def test_save_mask_keeps_class_ids(tmp_path):
+    mask = np.array([[0, 1], [4, 255]], np.uint8)
+    save_mask(mask, str(tmp_path / 'm.png'))
+    img = Image.open(tmp_path / 'm.png')
+    assert img.mode == 'P' and np.array_equal(np.asarray(img), mask)
+    assert img.getpalette()[:15] == [c for rgb in AIHUB_PALETTE for c in rgb]
+
+
+def test_collect_inputs(tmp_path):
+    with pytest.raises(InputError, match='does not exist'):
+        collect_inputs(str(tmp_path / 'nope'))
+    with pytest.raises(InputError, match='no images'):
+        collect_inputs(str(tmp_path))
+    for name in ('a.jpg', 'a.PNG', 'sub/b.jpeg', 'notes.txt'):
+        path = tmp_path / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b'x')
+    names = [n for _, n in collect_inputs(str(tmp_path))]
+    assert names == ['a_png', 'a_jpg', 'sub/b']  # sorted paths: 'P' < 'j'
+    (tmp_path / 'list.txt').write_text('# photos\nsub/b.jpeg\n')
+    assert collect_inputs(str(tmp_path / 'list.txt')) == [
+        (str(tmp_path / 'sub' / 'b.jpeg'), 'b')]
