@@ -1,24 +1,20 @@
 """cardamage-mmseg: car-damage segmentation on MMSegmentation 1.x.
 
-Importing the package registers its datasets, transforms, losses and
-segmentors in mmseg's registries and routes every checkpoint load through
-the safe loader (see :mod:`cardamage_mmseg.utils.checkpoint`). Configs do
-this with ``custom_imports = dict(imports=['cardamage_mmseg'])``. Import it
-before ``mmseg.models``/``mmseg.apis``: it first works around a version clash
-that otherwise breaks their import (see :mod:`cardamage_mmseg.utils.compat`).
+``import cardamage_mmseg`` is light: it imports neither torch nor mmseg, so
+the torch-free core (:mod:`cardamage_mmseg.core`: photos, reports, masks,
+overlays) serves runtimes without the OpenMMLab stack. The modules that
+register into mmseg's registries are imported by
+:mod:`cardamage_mmseg.register`; configs name it in ``custom_imports``
+(``dict(imports=['cardamage_mmseg.register'])``), the way mmseg's
+``projects/`` name their modules, and the tools and
+:class:`~cardamage_mmseg.apis.DamageSegmenter` import it themselves.
+
+On import, a version clash that would break ``import mmseg.models`` later
+is worked around first (stdlib only; see :mod:`.utils.compat`).
 """
 from .utils.compat import disable_broken_mmpretrain_multimodal
+from .version import __version__
 
 disable_broken_mmpretrain_multimodal()
-
-from .utils.checkpoint import register_safe_checkpoint_loaders  # noqa: E402
-from .version import __version__  # noqa: E402
-
-register_safe_checkpoint_loaders()
-
-from . import datasets  # noqa: E402,F401  (registers into mmseg)
-from . import engine  # noqa: E402,F401
-from . import evaluation  # noqa: E402,F401
-from . import models  # noqa: E402,F401
 
 __all__ = ['__version__']

@@ -63,6 +63,7 @@ def test_stand_in_reproduces_the_break(transformers_5):
 
 def test_cardamage_import_first_makes_mmseg_models_import(transformers_5):
     code = ('import cardamage_mmseg, mmseg.models\n'
+            'import cardamage_mmseg.register\n'
             'from mmpretrain.registry import MODELS\n'
             'from mmseg.registry import MODELS as SEG\n'
             "assert SEG.get('DilatedMobileViT') is not None\n"

@@ -7,7 +7,7 @@ import pytest
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-import cardamage_mmseg  # noqa: F401
+import cardamage_mmseg.register  # noqa: F401
 from cardamage_mmseg.datasets import DatasetError, check_dataset
 from conftest import write_pair
 from mmseg.registry import DATASETS, MODELS, TRANSFORMS
@@ -60,7 +60,7 @@ def test_binary_metainfo_and_indexing(tiny_dataset):
 
 def test_aihub_variant_and_label_set_override(tmp_path):
     from mmengine.config import Config
-    from cardamage_mmseg.utils.config import apply_label_set
+    from cardamage_mmseg.cli.config import apply_label_set
     root = str(tmp_path)
     mask = np.zeros((30, 40), np.uint8)
     mask[:, 10:] = 4

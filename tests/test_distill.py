@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import cardamage_mmseg  # noqa: F401
+import cardamage_mmseg.register  # noqa: F401
 from cardamage_mmseg.models.losses import (ChannelWiseDistillLoss,
                                            FeatureMimicLoss,
                                            PixelKLDistillLoss)

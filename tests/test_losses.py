@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 
-import cardamage_mmseg  # noqa: F401
+import cardamage_mmseg.register  # noqa: F401
 from cardamage_mmseg.models.losses import (LovaszSoftmaxLoss,
                                            MaskedDiceLoss, SoftIoULoss,
                                            SoftmaxFocalLoss)

@@ -53,7 +53,7 @@ def test_per_class_iou_metric_matches_hand_count():
     from mmseg.registry import METRICS
     from mmseg.structures import SegDataSample
     from mmengine.structures import PixelData
-    import cardamage_mmseg  # noqa: F401
+    import cardamage_mmseg.register  # noqa: F401
     metric = METRICS.build(dict(type='PerClassIoUMetric'))
     metric.dataset_meta = dict(classes=('background', 'damage'))
     gt = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 255]])

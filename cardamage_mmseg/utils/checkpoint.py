@@ -147,7 +147,8 @@ def _load_from_http(filename: str, map_location=None, model_dir=None) -> Any:
 def register_safe_checkpoint_loaders() -> None:
     """Make mmengine's ``CheckpointLoader`` use the safe loader.
 
-    Idempotent; called on ``import cardamage_mmseg``.
+    Idempotent; called on ``import cardamage_mmseg.register`` and by
+    :mod:`cardamage_mmseg.models.frozen`.
     """
     CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local,
                                      force=True)
