@@ -1,7 +1,14 @@
 """The baselines of the study, in one place (tests, benchmarks and the
 README's model-zoo table all read this)."""
+import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
+
+from mmengine.model.utils import revert_sync_batchnorm
+from mmseg.registry import MODELS
+
+from .cli.config import apply_label_set
+from .utils.config import load_config
 
 
 @dataclass(frozen=True)
@@ -54,12 +61,6 @@ def build_baseline(name: str, repo_root: str = '.', label_set='binary',
                    offline: bool = True, cfg_options: Optional[dict] = None):
     """Build a baseline's model from its config (no weights downloaded when
     ``offline``), SyncBN reverted for single-process use."""
-    import os.path as osp
-
-    from mmengine.model.utils import revert_sync_batchnorm
-    from mmseg.registry import MODELS
-
-    from .utils.config import apply_label_set, load_config
     options = dict(offline_options(name)) if offline else {}
     options.update(cfg_options or {})
     cfg = load_config(osp.join(repo_root, BASELINES[name].config), options)

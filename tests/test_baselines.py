@@ -9,7 +9,9 @@ import pytest
 import torch
 from mmengine.registry import init_default_scope
 
+from cardamage_mmseg.cli.config import load_tool_config
 from cardamage_mmseg.utils import config as config_utils
+from cardamage_mmseg.utils.config import ConfigError
 from cardamage_mmseg.zoo import BASELINES, build_baseline
 from conftest import REPO, run_tool, write_tiny_config
 
@@ -65,9 +67,8 @@ def test_missing_optional_package_is_a_clear_error(name, package,
     monkeypatch.setattr(config_utils.importlib.util, 'find_spec',
                         lambda mod, *a: None if mod == package else
                         real(mod, *a))
-    with pytest.raises(SystemExit) as err:
-        config_utils.load_tool_config(osp.join(REPO,
-                                               BASELINES[name].config))
+    with pytest.raises(ConfigError) as err:
+        load_tool_config(osp.join(REPO, BASELINES[name].config))
     msg = str(err.value)
     assert f'{package}: needed by' in msg and 'pip install' in msg
 
@@ -83,13 +84,12 @@ def test_head_and_data_class_counts_must_agree(tmp_path):
     device-side assert on a GPU); more trains silently on the wrong task.
     load_tool_config stops both, naming the setting; --label-set sets both
     sides, a distiller's student included."""
-    from cardamage_mmseg.utils.config import load_tool_config
     seg = osp.join(REPO, 'configs', 'segformer_b0_cardamage.py')
-    with pytest.raises(SystemExit, match=r'decode_head.num_classes=2 but '
+    with pytest.raises(ConfigError, match=r'decode_head.num_classes=2 but '
                        r'train_dataloader has 5 classes'):
         load_tool_config(seg, {'train_dataloader.dataset.type':
                                'AIHubCarDamageDataset'})
-    with pytest.raises(SystemExit, match=r'num_classes=5 but '
+    with pytest.raises(ConfigError, match=r'num_classes=5 but '
                        r'train_dataloader has 2'):
         load_tool_config(seg, {'model.decode_head.num_classes': 5})
     assert load_tool_config(seg, label_set='aihub').model.decode_head[
@@ -98,7 +98,7 @@ def test_head_and_data_class_counts_must_agree(tmp_path):
     cfg = load_tool_config(distill, label_set='aihub')
     assert cfg.model.student.decode_head.num_classes == 5
     upernet = osp.join(REPO, 'configs', 'upernet_swin-t_cardamage.py')
-    with pytest.raises(SystemExit, match=r'auxiliary_head.num_classes=2'):
+    with pytest.raises(ConfigError, match=r'auxiliary_head.num_classes=2'):
         load_tool_config(upernet, {'model.decode_head.num_classes': 5,
                                    'train_dataloader.dataset.type':
                                    'AIHubCarDamageDataset',

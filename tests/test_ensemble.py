@@ -11,9 +11,8 @@ import torch
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from cardamage_mmseg.models.segmentors import (FUSION_RULES,
-                                               EnsembleSegmentor,
-                                               build_member)
+from cardamage_mmseg.models import load_frozen_model
+from cardamage_mmseg.models.segmentors import FUSION_RULES, EnsembleSegmentor
 from cardamage_mmseg.models.segmentors.probs import predict_probs
 from conftest import run_tool, write_ensemble_config
 
@@ -32,7 +31,7 @@ def image_batch(path, size=None):
 
 
 def member_labels(cfg, ckpt, inputs, samples):
-    model, _ = build_member(cfg, ckpt)
+    model, _ = load_frozen_model(cfg, ckpt)
     probs = predict_probs(model, inputs, samples, 'cpu')
     return probs[0].argmax(0)
 

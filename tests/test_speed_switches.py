@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.registry import init_default_scope
 
-import cardamage_mmseg  # noqa: F401
+import cardamage_mmseg.register  # noqa: F401
 from conftest import REPO
 from mmseg.registry import MODELS
 
@@ -53,7 +53,7 @@ def _cfg(name='segformer_b0_cardamage.py'):
 
 
 def test_speed_settings_on_the_cpu_refuse_what_cannot_run():
-    from cardamage_mmseg.utils.speed import apply_speed_settings
+    from cardamage_mmseg.cli.speed import apply_speed_settings
     if torch.cuda.is_available():
         pytest.skip('CPU behaviour')
     with pytest.raises(ValueError, match='needs a GPU'):
@@ -72,7 +72,7 @@ def test_speed_settings_on_the_cpu_refuse_what_cannot_run():
 
 
 def test_speed_settings_for_gpu_training(monkeypatch):
-    from cardamage_mmseg.utils.speed import apply_speed_settings
+    from cardamage_mmseg.cli.speed import apply_speed_settings
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: True)
     cfg = _cfg()

@@ -28,15 +28,13 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmseg.evaluation.metrics import IoUMetric  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import cardamage_mmseg  # noqa: E402,F401
-from cardamage_mmseg.datasets.converters.common import (  # noqa: E402
-    save_mask)
+import cardamage_mmseg.register  # noqa: E402,F401  (modules, safe loading)
+from cardamage_mmseg.cli.main import UsageError, run  # noqa: E402
+from cardamage_mmseg.core import (add_legend, atomic_write,  # noqa: E402
+                                  overlay, save_mask, side_by_side)
 from cardamage_mmseg.models.segmentors import (  # noqa: E402
     FUSION_RULES, EnsembleSegmentor, fuse)
 from cardamage_mmseg.utils.config import load_config  # noqa: E402
-from cardamage_mmseg.utils.io import atomic_write  # noqa: E402
-from cardamage_mmseg.visualization import (  # noqa: E402
-    add_legend, overlay, side_by_side)
 
 WEIGHTED = ('weighted_mean', 'weighted_vote')
 
@@ -69,29 +67,24 @@ def parse_args(argv=None):
 def build_ensemble(args):
     """EnsembleSegmentor and the dataset config to evaluate on."""
     if args.ensemble_config:
-        if not osp.isfile(args.ensemble_config):
-            raise SystemExit(f'error: config {args.ensemble_config} not '
-                             f'found')
         cfg = load_config(args.ensemble_config)
         model_cfg = cfg.model.copy()
         if model_cfg.get('type') != 'EnsembleSegmentor':
-            raise SystemExit(f'error: {args.ensemble_config} does not define'
-                             f' an EnsembleSegmentor model')
+            raise UsageError(f'{args.ensemble_config} does not define '
+                             f'an EnsembleSegmentor model')
         model_cfg.pop('type')
         dataset_cfg = cfg.test_dataloader.dataset
     else:
         if not args.config or not args.checkpoint:
-            raise SystemExit('error: give an ensemble config, or --config '
+            raise UsageError('give an ensemble config, or --config '
                              'and --checkpoint lists')
         if len(args.config) != len(args.checkpoint):
-            raise SystemExit(f'error: {len(args.config)} configs but '
+            raise UsageError(f'{len(args.config)} configs but '
                              f'{len(args.checkpoint)} checkpoints')
         model_cfg = dict(members=[
             dict(config=c, checkpoint=k)
             for c, k in zip(args.config, args.checkpoint)
         ])
-        if not osp.isfile(args.config[0]):
-            raise SystemExit(f'error: config {args.config[0]} not found')
         dataset_cfg = load_config(args.config[0]).test_dataloader.dataset
     members = [dict(m) for m in model_cfg['members']]
     if args.device:
@@ -99,7 +92,7 @@ def build_ensemble(args):
             m['device'] = args.device
     if args.weights is not None:
         if len(args.weights) != len(members):
-            raise SystemExit(f'error: {len(args.weights)} weights for '
+            raise UsageError(f'{len(args.weights)} weights for '
                              f'{len(members)} members')
         model_cfg['weights'] = args.weights
     model_cfg['members'] = members
@@ -109,8 +102,8 @@ def build_ensemble(args):
         model_cfg['flip'] = True
     try:
         model = EnsembleSegmentor(**model_cfg)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f'error: {err}')
+    except ValueError as err:  # members that do not fit together
+        raise UsageError(str(err)) from err
     return model, dataset_cfg
 
 
@@ -258,4 +251,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run(main))

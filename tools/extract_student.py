@@ -16,8 +16,9 @@ import torch  # noqa: E402
 
 from cardamage_mmseg.models.segmentors.distill import \
     student_state_dict  # noqa: E402
-from cardamage_mmseg.utils import load_checkpoint_file  # noqa: E402
-from cardamage_mmseg.utils.io import atomic_write  # noqa: E402
+from cardamage_mmseg.cli.main import run  # noqa: E402
+from cardamage_mmseg.core.files import atomic_write  # noqa: E402
+from cardamage_mmseg.utils.checkpoint import load_checkpoint_file  # noqa
 
 
 def main(argv=None) -> int:
@@ -45,4 +46,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run(main))

@@ -19,12 +19,14 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from mmengine.config import Config, DictAction  # noqa: E402,F401
 from mmengine.runner import Runner  # noqa: E402
 
-import cardamage_mmseg  # noqa: E402,F401  (registers modules, safe loading)
+import cardamage_mmseg.register  # noqa: E402,F401  (modules, safe loading)
+from cardamage_mmseg.cli.config import (  # noqa: E402
+    LABEL_SETS, load_tool_config)
+from cardamage_mmseg.cli.main import UsageError, run  # noqa: E402
+from cardamage_mmseg.cli.speed import (  # noqa: E402
+    add_speed_args, apply_speed_settings)
 from cardamage_mmseg.utils.dist import (  # noqa: E402
     finish_distributed, prepare_cpu_distributed)
-from cardamage_mmseg.utils.config import LABEL_SETS, load_tool_config  # noqa
-from cardamage_mmseg.utils.speed import (  # noqa: E402
-    add_speed_args, apply_speed_settings)
 
 
 def parse_args(argv=None):
@@ -72,24 +74,24 @@ def build_cfg(args) -> Config:
         # several processes: frozen members need no DDP (which refuses them)
         cfg.setdefault('model_wrapper_cfg', dict(type='FrozenModelWrapper'))
         if args.checkpoint:
-            raise SystemExit('error: an ensemble config takes no checkpoint '
+            raise UsageError('an ensemble config takes no checkpoint '
                              '(its members list theirs)')
         if args.tta:
-            raise SystemExit('error: for an ensemble use '
+            raise UsageError('for an ensemble use '
                              '--cfg-options model.flip=True instead of --tta')
         if args.compile or args.channels_last:
-            raise SystemExit('error: --compile/--channels-last apply to one '
+            raise UsageError('--compile/--channels-last apply to one '
                              'model, not to an ensemble config')
     elif not args.checkpoint:
-        raise SystemExit('error: a checkpoint file is required')
+        raise UsageError('a checkpoint file is required')
     elif not osp.isfile(args.checkpoint):
-        raise SystemExit(f'error: checkpoint file {args.checkpoint} not '
+        raise UsageError(f'checkpoint file {args.checkpoint} not '
                          f'found')
     cfg.load_from = args.checkpoint or None
     if args.show or args.show_dir:
         hooks = cfg.default_hooks
         if 'visualization' not in hooks:
-            raise SystemExit('error: --show/--show-dir need '
+            raise UsageError('--show/--show-dir need '
                              'default_hooks.visualization in the config')
         hooks.visualization.update(draw=True, interval=1)
         if args.show:
@@ -100,12 +102,8 @@ def build_cfg(args) -> Config:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
-    try:
-        apply_speed_settings(cfg, amp=args.amp, compile=args.compile,
-                             channels_last=args.channels_last,
-                             training=False)
-    except ValueError as e:
-        raise SystemExit(f'error: {e}')
+    apply_speed_settings(cfg, amp=args.amp, compile=args.compile,
+                         channels_last=args.channels_last, training=False)
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
@@ -117,11 +115,11 @@ def main(argv=None):
     cfg = build_cfg(args)
     prepare_cpu_distributed(cfg, testing=True)
     runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    runner.test()
     del runner  # before the process group goes (finish_distributed)
     finish_distributed()
-    return metrics
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

@@ -15,14 +15,14 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-import cardamage_mmseg  # noqa: E402,F401  (registers modules, safe loading)
+import cardamage_mmseg.register  # noqa: E402,F401  (modules, safe loading)
+from cardamage_mmseg.cli.config import (  # noqa: E402
+    LABEL_SETS, apply_loss_preset, load_tool_config, loss_preset_names)
+from cardamage_mmseg.cli.main import UsageError, run  # noqa: E402
+from cardamage_mmseg.cli.speed import (  # noqa: E402
+    add_speed_args, apply_speed_settings)
 from cardamage_mmseg.utils.dist import (  # noqa: E402
     finish_distributed, prepare_cpu_distributed)
-from cardamage_mmseg.models.losses.presets import LOSS_PRESETS  # noqa: E402
-from cardamage_mmseg.utils.config import (  # noqa: E402
-    LABEL_SETS, apply_loss_preset, load_tool_config)
-from cardamage_mmseg.utils.speed import (  # noqa: E402
-    add_speed_args, apply_speed_settings)
 
 
 def parse_args(argv=None):
@@ -43,8 +43,8 @@ def parse_args(argv=None):
         help='binary (background/damage) or aihub (5 damage types)')
     parser.add_argument(
         '--loss',
-        choices=sorted(LOSS_PRESETS),
-        help='loss combination for every head (e.g. ce-lovasz, ce-dice)')
+        choices=loss_preset_names(),
+        help='loss combination for every head (configs/_base_/losses/)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -66,22 +66,19 @@ def build_cfg(args) -> Config:
     cfg = load_tool_config(args.config, args.cfg_options, args.label_set,
                            args.work_dir, args.launcher)
     if cfg.model.get('type') == 'EnsembleSegmentor':
-        raise SystemExit('error: an EnsembleSegmentor cannot be trained: '
-                         'train each member config, then evaluate the '
-                         'ensemble with tools/test.py or tools/ensemble.py')
+        raise UsageError('an EnsembleSegmentor cannot be trained: train '
+                         'each member config, then evaluate the ensemble '
+                         'with tools/test.py or tools/ensemble.py')
     if args.loss:
         apply_loss_preset(cfg, args.loss)
-    try:
-        apply_speed_settings(cfg, amp=args.amp, compile=args.compile,
-                             channels_last=args.channels_last)
-    except ValueError as e:
-        raise SystemExit(f'error: {e}')
+    apply_speed_settings(cfg, amp=args.amp, compile=args.compile,
+                         channels_last=args.channels_last)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
         if not osp.isfile(args.resume):
-            raise SystemExit(f'error: checkpoint {args.resume} not found')
+            raise UsageError(f'checkpoint {args.resume} not found')
         cfg.resume = True
         cfg.load_from = args.resume
     return cfg
@@ -98,4 +95,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

@@ -8,8 +8,7 @@ from mmengine.runner.loops import _update_losses
 from mmseg.registry import LOOPS
 from torch.utils.data import DataLoader
 
-AMP_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16,
-              'fp16': torch.float16, 'float16': torch.float16}
+from .amp import AMP_DTYPES
 
 
 def _dtype(name: str) -> torch.dtype:

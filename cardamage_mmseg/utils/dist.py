@@ -16,6 +16,8 @@ import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from .config import ConfigError
+
 
 def prepare_cpu_distributed(cfg: Config, testing: bool = False) -> None:
     """See the module docstring. ``testing``: wrap with
@@ -24,8 +26,8 @@ def prepare_cpu_distributed(cfg: Config, testing: bool = False) -> None:
     if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
         return
     if 'RANK' not in os.environ:
-        raise SystemExit('error: --launcher pytorch needs torchrun '
-                         '(tools/dist_train.sh / tools/dist_test.sh)')
+        raise ConfigError('--launcher pytorch needs torchrun '
+                          '(tools/dist_train.sh / tools/dist_test.sh)')
     dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', {})
     backend = dist_cfg.get('backend', 'gloo')
     if backend != 'gloo':

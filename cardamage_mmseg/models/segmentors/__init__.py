@@ -1,8 +1,12 @@
+from ...utils.deprecation import moved_names
 from .distill import DistillSegmentor, student_state_dict
-from .ensemble import EnsembleSegmentor, build_member
+from .ensemble import EnsembleSegmentor
 from .fusion import FUSION_RULES, fuse
 
 __all__ = [
-    'DistillSegmentor', 'EnsembleSegmentor', 'FUSION_RULES', 'build_member',
-    'fuse', 'student_state_dict'
+    'DistillSegmentor', 'EnsembleSegmentor', 'FUSION_RULES', 'fuse',
+    'student_state_dict'
 ]
+
+__getattr__ = moved_names(__name__, {
+    'build_member': 'cardamage_mmseg.models.frozen:load_frozen_model'})

@@ -21,12 +21,12 @@ from mmseg.registry import MODELS
 from mmseg.utils import add_prefix
 from torch import Tensor
 
-from .ensemble import build_member
+from ...utils.config import load_config
+from ..frozen import load_frozen_model
 
 
 def _student_cfg(student: Union[str, dict]) -> dict:
     if isinstance(student, str):
-        from cardamage_mmseg.utils.config import load_config
         return copy.deepcopy(load_config(student).model)
     return copy.deepcopy(student)
 
@@ -59,7 +59,7 @@ class DistillSegmentor(BaseSegmentor):
         if not isinstance(teacher, dict) or 'config' not in teacher:
             raise ValueError(
                 'teacher must be dict(config=..., checkpoint=...)')
-        teacher_model, _ = build_member(
+        teacher_model, _ = load_frozen_model(
             teacher['config'], teacher.get('checkpoint'),
             teacher.get('device') or 'cpu')
         # outside the module tree: see the module docstring

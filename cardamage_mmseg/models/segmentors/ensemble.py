@@ -11,61 +11,20 @@ evaluates with ``tools/test.py`` like any model and refuses to train.
 Memory: members' weights plus one batch of activations; nothing is kept
 across batches.
 """
-import copy
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
+from ...utils.deprecation import moved_names
+from ..frozen import load_frozen_model
 from .fusion import FUSION_RULES, fuse, normalise_weights
 from .probs import group_by_original_size, predict_probs
-
-
-def _member_classes(cfg: Config, checkpoint: dict) -> Optional[tuple]:
-    meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}
-    classes = meta.get('dataset_meta', {}).get('classes')
-    if classes:
-        return tuple(classes)
-    from cardamage_mmseg.utils.config import dataset_classes
-    return dataset_classes(cfg.get('test_dataloader', {}).get('dataset', {}))
-
-
-def build_member(config: str,
-                 checkpoint: str,
-                 device: str = 'cpu',
-                 cfg_options: Optional[dict] = None):
-    """Build one member from its config, load its checkpoint (safely).
-
-    Returns ``(model, classes)``; the model is in eval mode, frozen, with
-    SyncBN reverted to BN.
-    """
-    from mmengine.model.utils import revert_sync_batchnorm
-    from mmengine.runner.checkpoint import load_checkpoint
-    from cardamage_mmseg.utils.config import load_config
-    for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
-        if not path or not osp.isfile(path):
-            raise FileNotFoundError(f'ensemble member {what} not found: '
-                                    f'{path}')
-    cfg = load_config(config, cfg_options)
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.pop('pretrained', None)
-    backbone = model_cfg.get('backbone', {})
-    backbone.pop('init_cfg', None)  # weights come from the checkpoint
-    if backbone.get('type') == 'TIMMBackbone':
-        backbone['pretrained'] = False
-    model = MODELS.build(model_cfg)
-    ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
-    model = revert_sync_batchnorm(model).to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.cfg = cfg
-    return model, _member_classes(cfg, ckpt)
 
 
 @MODELS.register_module()
@@ -117,8 +76,8 @@ class EnsembleSegmentor(BaseSegmentor):
         models, devices, classes = [], [], []
         for m in members:
             device = m.get('device') or default_device
-            model, names = build_member(m['config'], m['checkpoint'], device,
-                                        m.get('cfg_options'))
+            model, names = load_frozen_model(
+                m['config'], m['checkpoint'], device, m.get('cfg_options'))
             models.append(model)
             devices.append(device)
             classes.append(names)
@@ -236,3 +195,7 @@ class EnsembleSegmentor(BaseSegmentor):
 
     def init_weights(self) -> None:
         """Members come from their checkpoints: nothing to initialise."""
+
+
+__getattr__ = moved_names(__name__, {
+    'build_member': 'cardamage_mmseg.models.frozen:load_frozen_model'})

@@ -1,39 +1,17 @@
-"""Speed switches for the tools: mixed precision, torch.compile,
-channels_last, pinned memory. One function, so train/test/infer agree."""
+"""Speed switches of the tools: the ``--amp``, ``--compile`` and
+``--channels-last`` flags and the config rewriting they ask for, so that
+train/test/infer agree."""
+from argparse import ArgumentParser
 from typing import Optional
 
 import torch
 from mmengine.config import Config
 
-AMP_CHOICES = ('auto', 'bf16', 'fp16')
+from ..engine.amp import AMP_CHOICES, resolve_amp
+from ..utils.config import ConfigError
 
 
-def resolve_amp(amp: Optional[str], training: bool) -> Optional[str]:
-    """'auto' -> 'bf16' where the device supports it, else 'fp16' (CUDA).
-
-    Raises a clear error where mixed precision cannot run: mmengine's
-    ``AmpOptimWrapper`` needs an accelerator, and CPU autocast is bf16 only.
-    """
-    if amp is None:
-        return None
-    if amp not in AMP_CHOICES:
-        raise ValueError(f'--amp {amp!r}: choose from {AMP_CHOICES}')
-    cuda = torch.cuda.is_available()
-    if training and not cuda:
-        raise ValueError('--amp training needs a GPU (mmengine\'s '
-                         'AmpOptimWrapper); on the CPU train in fp32')
-    if amp == 'auto':
-        return 'bf16' if (not cuda or torch.cuda.is_bf16_supported()) \
-            else 'fp16'
-    if amp == 'fp16' and not cuda:
-        raise ValueError('--amp fp16 needs a GPU; CPU autocast is bf16 only')
-    if amp == 'bf16' and cuda and not torch.cuda.is_bf16_supported():
-        raise ValueError('--amp bf16: this GPU has no bfloat16; use '
-                         '--amp fp16')
-    return amp
-
-
-def add_speed_args(parser) -> None:
+def add_speed_args(parser: ArgumentParser) -> None:
     """``--amp [bf16|fp16]``, ``--compile``, ``--channels-last``."""
     parser.add_argument(
         '--amp', nargs='?', const='auto', choices=AMP_CHOICES,
@@ -70,14 +48,17 @@ def apply_speed_settings(cfg: Config, amp: Optional[str] = None,
     - ``channels_last``: ``ChannelsLastHook``.
     - on CUDA, training batches come from pinned memory unless the config
       says otherwise (always safe, so not a switch).
+
+    Raises :class:`ConfigError` for a switch this machine or config cannot
+    run.
     """
     amp = resolve_amp(amp, training)
     if amp:
         if training:
             wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
             if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
-                raise ValueError(f'--amp needs optim_wrapper.type '
-                                 f'OptimWrapper, the config has {wrapper}')
+                raise ConfigError(f'--amp needs optim_wrapper.type '
+                                  f'OptimWrapper, the config has {wrapper}')
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.dtype = 'bfloat16' if amp == 'bf16' \
                 else 'float16'

@@ -1,0 +1,60 @@
+"""Load a trained model, frozen: what inference, ensemble members and
+distillation teachers share."""
+import copy
+import os.path as osp
+from typing import Optional, Tuple, Union
+
+from mmengine.config import Config
+from mmengine.model.utils import revert_sync_batchnorm
+from mmengine.runner.checkpoint import load_checkpoint
+from mmseg.registry import MODELS
+from torch import nn
+
+from ..utils.checkpoint import register_safe_checkpoint_loaders
+from ..utils.config import dataset_classes, load_config
+
+# every load below goes through the safe loader, whoever imported this
+register_safe_checkpoint_loaders()
+
+
+def checkpoint_classes(cfg: Config, checkpoint: dict) -> Optional[tuple]:
+    """Class names a trained model predicts: the checkpoint's
+    ``meta.dataset_meta``, else its config's test data; None if unknown."""
+    meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}
+    classes = meta.get('dataset_meta', {}).get('classes')
+    if classes:
+        return tuple(classes)
+    return dataset_classes(cfg.get('test_dataloader', {}).get('dataset', {}))
+
+
+def load_frozen_model(config: Union[str, Config],
+                      checkpoint: str,
+                      device: str = 'cpu',
+                      cfg_options: Optional[dict] = None
+                      ) -> Tuple[nn.Module, Optional[tuple]]:
+    """Build a model from its config (a path or a loaded :class:`Config`)
+    and load its checkpoint through the safe loader.
+
+    Returns ``(model, classes)``: the model in eval mode on ``device``,
+    every parameter frozen, SyncBN reverted to BN, pretrained-weight
+    downloads switched off (the checkpoint holds the weights), its config
+    as ``model.cfg``.
+    """
+    name = config if isinstance(config, str) else config.filename
+    if not checkpoint or not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint of {name} not found: '
+                                f'{checkpoint}')
+    cfg = load_config(config, cfg_options)  # a missing file: its error
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.pop('pretrained', None)
+    backbone = model_cfg.get('backbone', {})
+    backbone.pop('init_cfg', None)  # weights come from the checkpoint
+    if backbone.get('type') == 'TIMMBackbone':
+        backbone['pretrained'] = False
+    model = MODELS.build(model_cfg)
+    ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+    model = revert_sync_batchnorm(model).to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.cfg = cfg
+    return model, checkpoint_classes(cfg, ckpt)
