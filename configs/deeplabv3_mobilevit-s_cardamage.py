@@ -5,7 +5,7 @@ _base_ = [
     './_base_/schedules/schedule_adamw_20k.py'
 ]
 custom_imports = dict(
-    imports=['cardamage_mmseg', 'mmpretrain.models'],
+    imports=['cardamage_mmseg.register', 'mmpretrain.models'],
     allow_failed_imports=False)
 crop_size = (512, 512)
 model = dict(data_preprocessor=dict(size=crop_size))

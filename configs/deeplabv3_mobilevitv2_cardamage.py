@@ -4,7 +4,9 @@
 # under the same ASPP head as DeepLabV3-MobileViT-S widened to 512 channels
 # (about 13M parameters, as the study's model). Needs timm.
 _base_ = ['./deeplabv3_mobilevit-s_cardamage.py']
-custom_imports = dict(imports=['cardamage_mmseg'], allow_failed_imports=False)
+# timm, not mmpretrain (the base's MobileViT-S needs mmpretrain)
+custom_imports = dict(
+    imports=['cardamage_mmseg.register'], allow_failed_imports=False)
 model = dict(
     data_preprocessor=dict(
         mean=[123.675, 116.28, 103.53],  # timm's ImageNet statistics, RGB

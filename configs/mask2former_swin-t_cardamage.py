@@ -7,7 +7,8 @@ _base_ = [
     './_base_/schedules/schedule_20k.py'
 ]
 custom_imports = dict(
-    imports=['cardamage_mmseg', 'mmdet.models'], allow_failed_imports=False)
+    imports=['cardamage_mmseg.register', 'mmdet.models'],
+    allow_failed_imports=False)
 # optimizer and lr multipliers as mmseg's Mask2Former Swin-T config
 backbone_norm_multi = dict(lr_mult=0.1, decay_mult=0.0)
 backbone_embed_multi = dict(lr_mult=0.1, decay_mult=0.0)

@@ -1,10 +1,6 @@
 # SegFormer-b3 with cross-entropy + Dice + soft IoU (Jaccard).
-# Same as `tools/train.py configs/segformer_b3_cardamage.py --loss ce-dice-iou`.
-_base_ = ['./segformer_b3_cardamage.py']
-model = dict(
-    decode_head=dict(loss_decode=[
-        dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
-             avg_non_ignore=True, loss_name='loss_ce'),
-        dict(type='MaskedDiceLoss', loss_weight=1.0, loss_name='loss_dice'),
-        dict(type='SoftIoULoss', loss_weight=1.0, loss_name='loss_iou'),
-    ]))
+# Same as
+#   tools/train.py configs/segformer_b3_cardamage.py --loss ce-dice-iou
+# (both read configs/_base_/losses/ce-dice-iou.py).
+_base_ = ['./segformer_b3_cardamage.py', './_base_/losses/ce-dice-iou.py']
+model = dict(decode_head=dict(loss_decode={{_base_.loss_decode}}))

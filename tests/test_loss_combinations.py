@@ -1,5 +1,6 @@
-"""Loss combinations: configs match the named presets, apply to every head,
-and a few training steps on real sample images decrease each of them."""
+"""Loss combinations: one source (configs/_base_/losses/), which the
+combination configs inherit and --loss reads; they apply to every head, and
+a few training steps on real sample images decrease each of them."""
 import os.path as osp
 
 import pytest
@@ -7,20 +8,34 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import cardamage_mmseg  # noqa: F401
-from cardamage_mmseg.models.losses.presets import LOSS_PRESETS
-from cardamage_mmseg.utils.config import apply_loss_preset
+import cardamage_mmseg.register  # noqa: F401
+from cardamage_mmseg.cli.config import (apply_loss_preset, loss_preset,
+                                        loss_preset_names)
+from cardamage_mmseg.utils.config import ConfigError
 from conftest import REPO
 
 init_default_scope('mmseg')
 COMBOS = ['ce-dice', 'dice-focal', 'ce-lovasz', 'ce-dice-iou']
 
 
+def test_presets_are_the_loss_config_files():
+    assert loss_preset_names() == sorted(['ce', 'focal'] + COMBOS)
+    with pytest.raises(ConfigError, match='unknown loss combination'):
+        loss_preset('nope')
+
+
 @pytest.mark.parametrize('combo', COMBOS)
-def test_combination_config_equals_preset(combo):
+def test_combination_config_inherits_its_loss_file(combo):
     cfg = Config.fromfile(osp.join(
         REPO, 'configs', f'segformer_b3_cardamage_{combo}.py'))
-    assert cfg.model.decode_head.loss_decode == LOSS_PRESETS[combo]
+    losses = cfg.model.decode_head.loss_decode
+    assert losses == loss_preset(combo)
+    assert len(losses) == len(combo.split('-'))
+    # everything else is the plain b3 config's
+    plain = Config.fromfile(osp.join(REPO, 'configs',
+                                     'segformer_b3_cardamage.py'))
+    plain.model.decode_head.loss_decode = losses
+    assert cfg.model == plain.model
 
 
 def test_preset_applies_to_decode_and_auxiliary_heads():
@@ -37,7 +52,7 @@ def test_preset_refused_for_mask2former():
     cfg = Config.fromfile(osp.join(REPO, 'configs',
                                    'mask2former_swin-t_cardamage.py'),
                           import_custom_modules=False)
-    with pytest.raises(SystemExit, match='set-based'):
+    with pytest.raises(ConfigError, match='set-based'):
         apply_loss_preset(cfg, 'ce-dice')
 
 
@@ -81,7 +96,7 @@ def test_training_steps_decrease_the_loss(combo, real_batch):
     for _ in range(12):
         losses = model.loss(data['inputs'], data['data_samples'])
         names = {k for k in losses if k.startswith('decode.loss_')}
-        expected = {f'decode.{l["loss_name"]}' for l in LOSS_PRESETS[combo]}
+        expected = {f'decode.{l["loss_name"]}' for l in loss_preset(combo)}
         assert names == expected  # every term logged under its own name
         total = sum(v for k, v in losses.items() if 'loss' in k)
         optim.zero_grad()

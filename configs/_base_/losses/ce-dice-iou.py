@@ -1,0 +1,7 @@
+# Cross-entropy + Dice + soft IoU (Jaccard).
+loss_decode = [
+    dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
+         avg_non_ignore=True, loss_name='loss_ce'),
+    dict(type='MaskedDiceLoss', loss_weight=1.0, loss_name='loss_dice'),
+    dict(type='SoftIoULoss', loss_weight=1.0, loss_name='loss_iou'),
+]
