@@ -28,7 +28,7 @@ test-all: install
 	$(PY) -m pytest tests
 
 benchmark: install
-	$(PY) tools/benchmark/benchmark.py
+	$(PY) benchmarks/benchmark.py
 
 clean-demo:
 	rm -rf data/car_damage_demo work_dirs/segformer_b0_cardamage_demo

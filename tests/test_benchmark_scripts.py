@@ -6,7 +6,7 @@ from conftest import run_tool
 
 
 def test_switches_benchmark_rows(tmp_path):
-    res = run_tool('tools/benchmark/benchmark.py', '--what', 'switches',
+    res = run_tool('benchmarks/benchmark.py', '--what', 'switches',
                    '--models', 'segformer_b0', '--size', '64', '--batch', '2',
                    '--runs', '1', '--warmup', '0', '--out', str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
@@ -29,7 +29,7 @@ def test_switches_benchmark_rows(tmp_path):
 def test_gpu_speed_script_runs_on_the_cpu(tmp_path):
     """The GPU check's script, its CPU path (no HF, no compile): every
     SegFormer stack and the project path through the config produce rows."""
-    res = run_tool('tools/benchmark/gpu_speed.py', '--arch', 'b0',
+    res = run_tool('benchmarks/gpu_speed.py', '--arch', 'b0',
                    '--batch', '1', '--size', '64', '--steps', '1',
                    '--warmup', '0', '--device', 'cpu', '--no-hf',
                    '--no-compile', '--out', str(tmp_path))

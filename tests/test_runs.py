@@ -1,12 +1,11 @@
-"""train_short (cardamage_mmseg.utils.runs), the studies' training runner:
+"""train_short (benchmarks/studies/runs.py), the studies' training runner:
 a real 2-iteration run through tools/train.py, and a failing one."""
 import os.path as osp
 
 import pytest
 from conftest import write_tiny_config
 
-from cardamage_mmseg.utils.runs import train_short
-from cardamage_mmseg.utils.scalars import last_val_metrics
+from benchmarks.studies.runs import last_val_metrics, train_short
 
 
 def test_short_run_shows_progress_and_returns_its_checkpoint(

@@ -2,7 +2,7 @@
 model zoo (parameters, GFLOPs, latency) and the inference speed switches,
 printed as markdown tables and saved as JSON.
 
-    python tools/benchmark/benchmark.py \
+    python benchmarks/benchmark.py \
         [--what converter pipeline zoo switches] \
         [--models segformer_b0 segformer_b3 ...] [--size 512] [--runs 5] \
         [--warmup 2] [--batch 4] [--device cpu|cuda] \
@@ -27,7 +27,6 @@ the median of ``--runs`` after ``--warmup`` calls, the first call's time
 logit difference).
 """
 import argparse
-import json
 import os
 import os.path as osp
 import platform
@@ -37,11 +36,12 @@ import sys
 import tempfile
 import time
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import torch  # noqa: E402
 
+from benchmarks.report import save_report  # noqa: E402
 from cardamage_mmseg.zoo import BASELINES, build_baseline  # noqa: E402
 
 DEMO = osp.join(REPO, 'data', 'demo', 'car-damage-detector', 'dataset')
@@ -169,7 +169,7 @@ def bench_switches(name, size, batch, runs, warmup, device):
     import copy
 
     from cardamage_mmseg.engine import compile_network, to_channels_last
-    from cardamage_mmseg.engine.loops import AMP_DTYPES
+    from cardamage_mmseg.engine.amp import AMP_DTYPES
     torch.manual_seed(0)
     x = torch.randn(batch, 3, size, size, device=device)
     metas = [dict(img_shape=(size, size), pad_shape=(size, size),
@@ -282,12 +282,7 @@ def main(argv=None) -> int:
                   f"{r['images_per_s']} | {speedup:.2f} | "
                   f"{r['first_call_s']} | {100 * r['argmax_agreement']:.2f}% "
                   f"| {r['max_logit_diff']} |")
-    os.makedirs(args.out, exist_ok=True)
-    path = osp.join(args.out, f'benchmark_{args.device.replace(":", "")}'
-                    f'.json')
-    with open(path, 'w') as f:
-        json.dump(report, f, indent=1)
-    print(f'\nsaved {path}')
+    save_report(report, args.out, 'benchmark', args.device)
     return 0
 
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Fetch what tools/benchmark/gpu_check.sh needs on a GPU machine WITHOUT
+# Fetch what benchmarks/gpu_check.sh needs on a GPU machine WITHOUT
 # internet whose python already has torch (+ torchvision, transformers, timm,
 # numpy, scipy, matplotlib, opencv): the OpenMMLab stack as wheels for that
 # machine's Python, and mmcv's source archive (built there, no prebuilt
 # wheel exists for new torch). Run it where pip reaches PyPI:
 #
-#   bash tools/benchmark/gpu_wheels.sh [DIR=.whl] [PYTHON_VERSION=3.12]
+#   bash benchmarks/gpu_wheels.sh [DIR=.whl] [PYTHON_VERSION=3.12]
 #
 # then copy the repo with DIR to the GPU machine.
 set -euo pipefail

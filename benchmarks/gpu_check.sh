@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Issue #9's GPU figures in one command, on a GPU machine with no internet.
 #
-#   bash tools/benchmark/gpu_check.sh [all | speed baselines accuracy ...]
+#   bash benchmarks/gpu_check.sh [all | speed baselines accuracy ...]
 #
-# Before: on a machine with pip, `bash tools/benchmark/gpu_wheels.sh` puts
+# Before: on a machine with pip, `bash benchmarks/gpu_wheels.sh` puts
 # the OpenMMLab wheels and mmcv's source in .whl/; copy the repo with it.
 # Steps (each prints its table, all logs under $OUT, default
 # work_dirs/gpu_check):
@@ -19,7 +19,7 @@
 #             each validated
 # Knobs: PYTHON, OUT, WHL, DEVICE (cuda), SIZE (512), STEPS (20), ITERS (300)
 set -uo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 WHAT=" ${*:-all} "
 want() { [[ "$WHAT" == *" all "* || "$WHAT" == *" $1 "* ]]; }
@@ -45,7 +45,7 @@ if ! "$PY" -c "import mmcv.ops" >/dev/null 2>&1; then
     if [ ! -d "$SRC" ]; then
         [ -f "$WHL/mmcv-2.1.0.tar.gz" ] || {
             echo "error: no working mmcv and no $WHL/mmcv-2.1.0.tar.gz" \
-                 "(run tools/benchmark/gpu_wheels.sh where pip works)" >&2
+                 "(run benchmarks/gpu_wheels.sh where pip works)" >&2
             exit 1; }
         tar -xzf "$WHL/mmcv-2.1.0.tar.gz" -C /tmp
         # torch >= 2.14's headers need C++20; mmcv 2.1.0 hard-codes C++17
@@ -65,11 +65,11 @@ status=0
 # ---- speed ------------------------------------------------------------------
 if want speed; then
     echo "== SegFormer-b3 throughput, batch 32"
-    "$PY" tools/benchmark/gpu_speed.py --arch b3 --batch 32 --size "$SIZE" \
+    "$PY" benchmarks/gpu_speed.py --arch b3 --batch 32 --size "$SIZE" \
         --steps "$STEPS" --device "$DEVICE" --out "$OUT/b3_batch32" \
         2>&1 | tee "$OUT/speed_b3_batch32.log" || status=1
     echo "== SegFormer-b3 throughput, batch 8 (no compile)"
-    "$PY" tools/benchmark/gpu_speed.py --arch b3 --batch 8 --size "$SIZE" \
+    "$PY" benchmarks/gpu_speed.py --arch b3 --batch 8 --size "$SIZE" \
         --steps "$STEPS" --device "$DEVICE" --no-compile \
         --out "$OUT/b3_batch8" 2>&1 | tee "$OUT/speed_b3_batch8.log" \
         || status=1
@@ -78,7 +78,7 @@ fi
 # ---- baselines --------------------------------------------------------------
 if want baselines; then
     echo "== the other baselines, batch 8: fp32 vs bf16 + channels_last"
-    "$PY" tools/benchmark/gpu_speed.py --arch b0 --batch 8 --size "$SIZE" \
+    "$PY" benchmarks/gpu_speed.py --arch b0 --batch 8 --size "$SIZE" \
         --steps "$STEPS" --device "$DEVICE" --no-segformer --no-compile \
         --configs configs/upernet_swin-t_cardamage.py \
         configs/dpt_vit-b16_cardamage.py \

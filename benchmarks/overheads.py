@@ -9,7 +9,7 @@
 - inference: DamageSegmenter folder throughput at batch 1 vs batch N, and
   the share of time spent writing masks/overlays/reports.
 
-    python tools/benchmark/overheads.py [--what ensemble distill infer] \
+    python benchmarks/overheads.py [--what ensemble distill infer] \
         [--runs 5] [--device cpu]
 """
 import argparse
@@ -24,8 +24,10 @@ import sys
 import tempfile
 import time
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from benchmarks.report import save_report  # noqa: E402
 
 MEMBERS = ['configs/segformer_b0_cardamage.py',
            'configs/deeplabv3_mobilevit-s_cardamage.py']
@@ -69,9 +71,9 @@ def ensemble_case(case, ckpts, runs, device):
     from mmengine.registry import init_default_scope
     from PIL import Image
     init_default_scope('mmseg')
-    import cardamage_mmseg  # noqa: F401
-    from cardamage_mmseg.models.segmentors import (EnsembleSegmentor,
-                                                   build_member)
+    import cardamage_mmseg.register  # noqa: F401
+    from cardamage_mmseg.models import load_frozen_model
+    from cardamage_mmseg.models.segmentors import EnsembleSegmentor
     from cardamage_mmseg.models.segmentors.probs import predict_probs
     from mmseg.structures import SegDataSample
     img = np.array(Image.open(osp.join(DEMO_IMG, '1.jpg')).convert(
@@ -108,7 +110,8 @@ def ensemble_case(case, ckpts, runs, device):
                                    [s.clone() for s in samples])
     else:
         i = int(case[-1])
-        model, _ = build_member(osp.join(REPO, MEMBERS[i]), ckpts[i], device)
+        model, _ = load_frozen_model(osp.join(REPO, MEMBERS[i]), ckpts[i],
+                                     device)
         fn = lambda: predict_probs(model, inputs, samples, device)  # noqa
     seconds = _timed(fn, runs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -145,7 +148,7 @@ def bench_distill(runs, device, size=256, batch=2):
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     init_default_scope('mmseg')
-    import cardamage_mmseg  # noqa: F401
+    import cardamage_mmseg.register  # noqa: F401
     from cardamage_mmseg.models.segmentors import DistillSegmentor
     from cardamage_mmseg.utils.config import load_config
     with tempfile.TemporaryDirectory() as tmp:
@@ -255,7 +258,7 @@ def main(argv=None) -> int:
     import torch
     from mmengine.registry import init_default_scope
     init_default_scope('mmseg')
-    import cardamage_mmseg  # noqa: F401
+    import cardamage_mmseg.register  # noqa: F401
     report = dict(device=args.device, torch=torch.__version__,
                   threads=torch.get_num_threads())
     if 'ensemble' in args.what:
@@ -279,12 +282,7 @@ def main(argv=None) -> int:
               f"{r['batch']} {r['batchN']['img_per_s']:.2f} img/s -> "
               f"x{r['speedup']:.2f}; writing outputs adds "
               f"{r['io_share_batch1']:.1%} to model time", flush=True)
-    os.makedirs(args.out, exist_ok=True)
-    path = osp.join(args.out, f'overheads_{args.device.replace(":", "")}'
-                    f'.json')
-    with open(path, 'w') as f:
-        json.dump(report, f, indent=1)
-    print(f'saved {path}')
+    save_report(report, args.out, 'overheads', args.device)
     return 0
 
 

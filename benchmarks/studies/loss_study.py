@@ -1,6 +1,6 @@
 """Compare loss combinations on the same model, data, seed and budget.
 
-    python tools/analysis/loss_study.py \
+    python benchmarks/studies/loss_study.py \
         [--config configs/segformer_b0_cardamage_demo.py] [--iters 300] \
         [--presets ce ce-dice dice-focal ce-lovasz ce-dice-iou] \
         [--work-dir work_dirs/loss_study] [--cfg-options ...]
@@ -20,9 +20,9 @@ import time
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from cardamage_mmseg.models.losses.presets import LOSS_PRESETS  # noqa: E402
-from cardamage_mmseg.utils.runs import train_short  # noqa: E402
-from cardamage_mmseg.utils.scalars import last_val_metrics  # noqa: E402
+from cardamage_mmseg.cli.config import loss_preset_names  # noqa: E402
+from benchmarks.studies.runs import (last_val_metrics,  # noqa: E402
+                                     train_short)
 
 
 def main(argv=None) -> int:
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     p.add_argument('--presets', nargs='+',
                    default=['ce', 'ce-dice', 'dice-focal', 'ce-lovasz',
                             'ce-dice-iou'],
-                   choices=sorted(LOSS_PRESETS))
+                   choices=loss_preset_names())
     p.add_argument('--work-dir', default='work_dirs/loss_study')
     p.add_argument('--cfg-options', nargs='*', default=[])
     args = p.parse_args(argv)

@@ -1,7 +1,7 @@
 """Compare distillation terms on the same data, seed and budget: student
 alone vs + pixel KL vs + channel-wise (CWD) vs + feature mimicking.
 
-    python tools/analysis/distill_study.py \
+    python benchmarks/studies/distill_study.py \
         [--student-config configs/segformer_b0_cardamage_demo.py] \
         [--teacher-config configs/segformer_b3_cardamage.py] \
         [--teacher-checkpoint CKPT | --teacher-iters 600] [--iters 300] \
@@ -22,8 +22,8 @@ import sys
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from cardamage_mmseg.utils.runs import train_short  # noqa: E402
-from cardamage_mmseg.utils.scalars import last_val_metrics  # noqa: E402
+from benchmarks.studies.runs import (last_val_metrics,  # noqa: E402
+                                     train_short)
 
 VARIANTS = {
     'none': None,

@@ -1,6 +1,9 @@
 """Short training runs through ``tools/train.py`` for the studies in
-``tools/analysis/`` (one subprocess per run, so runs cannot leak state into
-each other), with mmengine's progress lines shown as they come."""
+``benchmarks/studies/`` (one subprocess per run, so runs cannot leak state
+into each other), with mmengine's progress lines shown as they come, and
+the metrics they logged."""
+import glob
+import json
 import os
 import os.path as osp
 import subprocess
@@ -48,3 +51,19 @@ def train_short(config: str, work_dir: str, iters: int,
                            f'{proc.returncode}); whole output: {log_path}\n'
                            + ''.join(tail))
     return osp.join(work_dir, f'iter_{iters}.pth')
+
+
+def last_val_metrics(work_dir: str) -> dict:
+    """The last logged row with ``mIoU`` of the newest run in ``work_dir``.
+    """
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    if not files:
+        raise RuntimeError(f'no scalars.json under {work_dir}')
+    metrics = {}
+    with open(files[-1]) as f:
+        for line in f:
+            row = json.loads(line)
+            if 'mIoU' in row:
+                metrics = row
+    return metrics

@@ -1,7 +1,7 @@
 """SegFormer training/inference throughput, the study's stack (HF
 transformers) and this project's path side by side, in one process.
 
-    python tools/benchmark/gpu_speed.py [--arch b3] [--batch 32] [--size 512] \
+    python benchmarks/gpu_speed.py [--arch b3] [--batch 32] [--size 512] \
         [--steps 20] [--warmup 5] [--device cuda] [--no-hf] [--out DIR] \
         [--configs configs/upernet_swin-t_cardamage.py ...]
 
@@ -32,7 +32,7 @@ import os.path as osp
 import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import torch  # noqa: E402
@@ -145,9 +145,9 @@ def project_path(config, args, amp=False, channels_last=False,
     from mmseg.structures import SegDataSample
 
     from cardamage_mmseg.engine import compile_network, to_channels_last
-    from cardamage_mmseg.engine.loops import AMP_DTYPES
+    from cardamage_mmseg.cli.speed import apply_speed_settings
+    from cardamage_mmseg.engine.amp import AMP_DTYPES
     from cardamage_mmseg.utils.config import load_config
-    from cardamage_mmseg.utils.speed import apply_speed_settings
     from cardamage_mmseg.zoo import BASELINES, offline_options
     # as the zoo builds it offline (no pretrained download)
     rel = osp.relpath(osp.abspath(config), REPO)
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     init_default_scope('mmseg')
     # the optim wrapper's per-parameter lines would bury the table
     MMLogger.get_instance('gpu_speed', log_level='WARNING')
-    import cardamage_mmseg  # noqa: F401
+    import cardamage_mmseg.register  # noqa: F401
     if args.device.startswith('cuda'):
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
