@@ -6,8 +6,10 @@ different torch. ``tools/install.sh`` installs them in the right order; they
 are listed under the ``mim`` extra for ``mim install``.
 """
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = osp.dirname(osp.abspath(__file__))
 
@@ -21,6 +23,21 @@ def parse_requirements(fname: str) -> list:
             if line and not line.startswith('-'):
                 reqs.append(line)
     return reqs
+
+
+class BuildPyWithConfigs(build_py):
+    """Ship ``configs/`` inside the package as ``cardamage_mmseg/.mim/
+    configs`` (mmseg's layout), so a wheel installed anywhere finds them:
+    ``load_config('cardamage_mmseg::segformer_b0_cardamage.py')``. A
+    checkout (editable install) reads ``configs/`` itself."""
+
+    def run(self) -> None:
+        super().run()
+        target = osp.join(self.build_lib, 'cardamage_mmseg', '.mim',
+                          'configs')
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(osp.join(HERE, 'configs'), target,
+                        ignore=shutil.ignore_patterns('__pycache__'))
 
 
 def get_version() -> str:
@@ -40,7 +57,9 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.8',
     packages=find_packages(
-        exclude=('configs', 'tools', 'tools.*', 'tests', 'tests.*', 'data')),
+        exclude=('configs', 'tools', 'tools.*', 'tests', 'tests.*', 'data',
+                 'benchmarks', 'benchmarks.*')),
+    cmdclass={'build_py': BuildPyWithConfigs},
     install_requires=parse_requirements('requirements/runtime.txt'),
     extras_require={
         'optional': parse_requirements('requirements/optional.txt'),
