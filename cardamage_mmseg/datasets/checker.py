@@ -3,9 +3,12 @@
 Unlike the dataset (which stops at the first bad sample), the checker reads
 every pair and lists all problems: missing folders, images without masks,
 masks without images, unreadable files, RGB masks, size mismatches,
-out-of-range values, and a split whose only non-background label is the
-ignore index (damage painted 255, as 0/255 binary masks do).
+out-of-range values, a split whose only non-background label is the
+ignore index (damage painted 255, as 0/255 binary masks do), and leaks
+between splits: a photo name in two splits, or the same image (identical
+bytes) in two splits under different names.
 """
+import hashlib
 import os
 import os.path as osp
 from dataclasses import dataclass, field
@@ -15,6 +18,10 @@ import numpy as np
 from PIL import Image
 
 from ..core.masks import out_of_range_values
+
+
+#: the name of the report on leaks between splits
+ACROSS_SPLITS = 'across splits'
 
 
 @dataclass
@@ -115,21 +122,61 @@ def check_split(data_root: str, split: str, num_classes: int,
     return report
 
 
+def check_across_splits(data_root: str, splits: Sequence[str],
+                        img_suffix: str = '.jpg') -> SplitReport:
+    """Leaks between splits (a test photo in training inflates every
+    score): a name in several splits, and identical image files (SHA-256
+    of the bytes) in several splits under different names."""
+    report = SplitReport(ACROSS_SPLITS)
+    where: Dict[str, List[str]] = {}
+    same: Dict[str, List[Tuple[str, str]]] = {}
+    for split in splits:
+        folder = osp.join(data_root, 'img_dir', split)
+        if not osp.isdir(folder):
+            continue
+        for key, path in sorted(_files(folder, img_suffix).items()):
+            where.setdefault(key, []).append(split)
+            with open(path, 'rb') as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            same.setdefault(digest, []).append((split, path))
+    for key, found in sorted(where.items()):
+        if len(found) > 1:
+            report.problems.append((key, f'in {len(found)} splits '
+                                         f'({", ".join(found)}): keep it in '
+                                         f'one'))
+    for copies in same.values():
+        names = {osp.basename(p) for _, p in copies}
+        if len({s for s, _ in copies}) > 1 and len(names) > 1:
+            (split, path), rest = copies[0], copies[1:]
+            others = ', '.join(f'{p} ({s})' for s, p in rest)
+            report.problems.append((path, f'same image as {others}: one '
+                                          f'photo in two splits under '
+                                          f'different names'))
+    return report
+
+
 def check_dataset(data_root: str, splits: Sequence[str] = ('train', 'val',
                                                            'test'),
                   num_classes: int = 2, progress: bool = False,
                   **kwargs) -> List[SplitReport]:
-    return [check_split(data_root, s, num_classes, progress=progress,
-                        **kwargs) for s in splits]
+    """One report per split, then :func:`check_across_splits`."""
+    reports = [check_split(data_root, s, num_classes, progress=progress,
+                           **kwargs) for s in splits]
+    reports.append(check_across_splits(
+        data_root, splits, kwargs.get('img_suffix', '.jpg')))
+    return reports
 
 
 def format_reports(reports: Sequence[SplitReport],
                    limit: Optional[int] = None) -> str:
     lines = []
     for rep in reports:
-        lines.append(f'[{rep.split}] {rep.images} image/mask pairs, '
-                     f'damage share {rep.damage_pixel_share:.2%}, '
-                     f'{len(rep.problems)} problem(s)')
+        if rep.split == ACROSS_SPLITS:
+            lines.append(f'[{rep.split}] {len(rep.problems)} problem(s)')
+        else:
+            lines.append(f'[{rep.split}] {rep.images} image/mask pairs, '
+                         f'damage share {rep.damage_pixel_share:.2%}, '
+                         f'{len(rep.problems)} problem(s)')
         shown = rep.problems if limit is None else rep.problems[:limit]
         lines += [f'  {path}: {why}' for path, why in shown]
         if len(shown) < len(rep.problems):

@@ -1,5 +1,6 @@
 """Convert the AI Hub "Vehicle Damage Image" data (dataSetSn=581) to mmseg's
-layout, with a deterministic train/val/test split.
+layout, with a deterministic train/val/test split that never moves a photo
+already converted (a re-run or a grown export splits only the new ones).
 
 Example::
 
@@ -19,7 +20,8 @@ import sys
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 from cardamage_mmseg.datasets.converters import (  # noqa: E402
-    ConversionError, load_aihub_entries, run_conversion, split_stems)
+    ConversionError, assign_splits, kept_split_note, load_aihub_entries,
+    run_conversion)
 
 
 def parse_args(argv=None):
@@ -52,10 +54,8 @@ def main(argv=None) -> int:
                 f'no label matched an image ({len(skipped)} skipped); '
                 f'first: {skipped[0] if skipped else "none"}')
         ratios = [float(v) for v in args.split_ratio.split(',')]
-        assignment = split_stems([e.stem for e in entries], ratios,
-                                 args.seed)
-        for entry in entries:
-            entry.split = assignment[entry.stem]
+        kept, _ = assign_splits(entries, args.out, ratios=ratios,
+                                seed=args.seed)
         summary = run_conversion(entries, args.out, args.size, args.nproc,
                                  args.overwrite, skipped,
                                  desc=f'AI Hub -> {args.out}')
@@ -63,6 +63,8 @@ def main(argv=None) -> int:
         print(f'error: {err}', file=sys.stderr)
         return 2
     print(summary.report())
+    if kept:
+        print(kept_split_note(kept))
     print(f'report: {summary.report_path}')
     return 0
 

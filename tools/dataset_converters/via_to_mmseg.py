@@ -9,6 +9,9 @@ Example (the bundled demo, train split)::
 
 Writes ``OUT/img_dir/<split>/*.jpg`` and ``OUT/ann_dir/<split>/*.png`` (class
 ids), ``OUT/conversion_report_<split>.json``; re-runs skip finished pairs.
+A photo already converted keeps its split: a re-run with another seed or
+ratio, or after the export grew, splits only the new photos, and
+``--split`` into another split than a photo's stops (exit 2).
 """
 import argparse
 import os.path as osp
@@ -17,8 +20,8 @@ import sys
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 from cardamage_mmseg.datasets.converters import (  # noqa: E402
-    ConversionError, load_via_entries, parse_class_map, run_conversion,
-    split_stems)
+    ConversionError, assign_splits, kept_split_note, load_via_entries,
+    parse_class_map, run_conversion)
 
 
 def parse_args(argv=None):
@@ -80,10 +83,11 @@ def main(argv=None) -> int:
         check_some_region_matched(entries, args)
         if args.split_ratio:
             ratios = [float(v) for v in args.split_ratio.split(',')]
-            assignment = split_stems([e.stem for e in entries], ratios,
-                                     args.seed)
-            for entry in entries:
-                entry.split = assignment[entry.stem]
+            kept, _ = assign_splits(entries, args.out, ratios=ratios,
+                                    seed=args.seed)
+        else:
+            kept, _ = assign_splits(entries, args.out,
+                                    split=args.split or 'train')
         summary = run_conversion(entries, args.out, args.size, args.nproc,
                                  args.overwrite, skipped,
                                  desc=f'VIA -> {args.out}')
@@ -91,6 +95,8 @@ def main(argv=None) -> int:
         print(f'error: {err}', file=sys.stderr)
         return 2
     print(summary.report())
+    if kept:
+        print(kept_split_note(kept))
     print(f'report: {summary.report_path}')
     return 0
 

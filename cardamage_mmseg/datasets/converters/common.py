@@ -17,7 +17,6 @@ import json
 import math
 import os
 import os.path as osp
-import random
 from dataclasses import dataclass, field
 from multiprocessing import Pool
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -181,33 +180,6 @@ def convert_entry(entry: Entry, out_root: str, size: int = 0,
 
 def _convert_star(args) -> EntryResult:
     return convert_entry(*args)
-
-
-def split_stems(stems: Sequence[str], ratios: Sequence[float],
-                seed: int = 0,
-                names: Sequence[str] = ('train', 'val', 'test')
-                ) -> Dict[str, str]:
-    """Deterministic split: sort, shuffle with ``seed``, cut by ratios.
-
-    The same stems and seed always give the same split, whatever the order
-    in which files were found.
-    """
-    if len(ratios) != len(names) or any(r < 0 for r in ratios) or \
-            sum(ratios) <= 0:
-        raise ValueError(f'bad split ratios {list(ratios)}')
-    order = sorted(set(stems))
-    random.Random(seed).shuffle(order)
-    total = float(sum(ratios))
-    bounds, acc = [], 0.0
-    for r in ratios:
-        acc += r
-        bounds.append(int(round(len(order) * acc / total)))
-    assignment, start = {}, 0
-    for name, end in zip(names, bounds):
-        for stem in order[start:end]:
-            assignment[stem] = name
-        start = end
-    return assignment
 
 
 @dataclass
