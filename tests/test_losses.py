@@ -40,6 +40,22 @@ def test_focal_gamma0_equals_cross_entropy():
     assert torch.allclose(ours, ref, atol=1e-6)
 
 
+@pytest.mark.parametrize('use_sigmoid', [False, True])
+@pytest.mark.parametrize('gamma', [0.25, 0.5, 1.0, 2.0])
+def test_focal_gradients_finite_for_any_gamma(gamma, use_sigmoid):
+    """gamma < 1 gave NaN gradients at every ignored pixel (p_t = 1 there:
+    its one-hot row is zero) and at saturated logits."""
+    loss = SoftmaxFocalLoss(gamma=gamma, use_sigmoid=use_sigmoid)
+    x = torch.zeros(1, 3, 1, 2, requires_grad=True)
+    loss(x, torch.tensor([[[0, 255]]])).backward()
+    assert torch.isfinite(x.grad).all()
+    assert x.grad[..., 1].abs().sum() == 0  # the ignored pixel
+    sat = torch.tensor([[[[200.0]], [[-200.0]]]], requires_grad=True)
+    value = loss(sat, torch.tensor([[[0]]]))
+    value.backward()
+    assert torch.isfinite(sat.grad).all() and torch.isfinite(value)
+
+
 def test_focal_by_hand_2x2():
     # two classes, logits give p(damage) = sigmoid(l1 - l0)
     logits = torch.tensor([[[[0., 0.], [0., 0.]],

@@ -74,7 +74,7 @@ class SoftmaxFocalLoss(nn.Module):
             ce = F.binary_cross_entropy_with_logits(
                 pred, one_hot, reduction='none')
             p_t = prob * one_hot + (1 - prob) * (1 - one_hot)
-            loss = ce * (1 - p_t)**self.gamma
+            loss = ce * self._modulation(p_t)
             if self.alpha is not None:
                 a = float(self.alpha)
                 loss = loss * (a * one_hot + (1 - a) * (1 - one_hot))
@@ -84,8 +84,7 @@ class SoftmaxFocalLoss(nn.Module):
         else:
             log_p = F.log_softmax(pred, dim=1)
             log_p_t = (log_p * one_hot).sum(dim=1, keepdim=True)
-            p_t = log_p_t.exp()
-            loss = -(1 - p_t)**self.gamma * log_p_t
+            loss = -self._modulation(log_p_t.exp()) * log_p_t
             per_class = None
             if self.alpha is not None:
                 per_class = class_weight_tensor(self.alpha, num_classes, pred)
@@ -99,6 +98,16 @@ class SoftmaxFocalLoss(nn.Module):
             loss = loss * weight.view_as(loss[:, 0]).unsqueeze(1)
         denom = valid_f.sum().clamp_min(1.0)
         return self.loss_weight * loss.sum() / denom
+
+    def _modulation(self, p_t: torch.Tensor) -> torch.Tensor:
+        """``(1 - p_t) ** gamma``, with ``1 - p_t`` kept >= the dtype's
+        smallest normal number: at ``p_t = 1`` (every ignored pixel, whose
+        one-hot row is zero, and saturated logits) the derivative
+        ``gamma (1 - p_t) ** (gamma - 1)`` is infinite for gamma < 1, and
+        infinity times the zero that masks the pixel is NaN. The value
+        changes by at most ``tiny ** gamma``."""
+        tiny = torch.finfo(p_t.dtype).tiny
+        return (1 - p_t).clamp_min(tiny)**self.gamma
 
     @property
     def loss_name(self) -> str:
