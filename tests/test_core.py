@@ -83,3 +83,23 @@ def test_collect_inputs(tmp_path):
     (tmp_path / 'list.txt').write_text('# photos\nsub/b.jpeg\n')
     assert collect_inputs(str(tmp_path / 'list.txt')) == [
         (str(tmp_path / 'sub' / 'b.jpeg'), 'b')]
+
+
+def test_written_files_get_the_umask_mode(tmp_path):
+    """mkstemp's 0o600 made every converted image, mask and report
+    unreadable to other users and containers."""
+    import os
+    import subprocess
+    import sys
+    code = ('import os, sys\n'
+            'from cardamage_mmseg.core import atomic_write\n'
+            'atomic_write(sys.argv[1], lambda p: open(p, "w").write("x"))\n'
+            'print(oct(os.stat(sys.argv[1]).st_mode & 0o777))\n')
+    for umask, mode in ((0o022, '0o644'), (0o077, '0o600')):
+        res = subprocess.run(
+            [sys.executable, '-c', f'import os; os.umask({umask}); ' +
+             f'exec({code!r})', str(tmp_path / f'f{umask}.txt')],
+            capture_output=True, text=True, timeout=60,
+            cwd=os.path.dirname(os.path.dirname(__file__)))
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == mode
