@@ -108,6 +108,37 @@ def test_api_on_path_array_and_list(segmenter):
     assert np.array_equal(both[1].mask, from_path.mask)
 
 
+def test_api_takes_every_kind_of_photo(segmenter, tmp_path):
+    """Path, PIL image, bytes and file objects used to fail ("object of
+    type 'PosixPath' has no len()", "shape () is not an image")."""
+    import io
+    import pathlib
+    src = Image.open(osp.join(DEMO, 'val', '4.jpg')).convert('RGB')
+    src = src.resize((160, 96))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF applied for paths, PIL images, bytes, files
+    path = tmp_path / 'exif.jpg'
+    src.save(path, exif=exif, quality=95)
+    [expected] = segmenter(str(path))
+    assert expected.mask.shape == (160, 96)
+    data = path.read_bytes()
+    inputs = [path, Image.open(path), data, bytearray(data),
+              io.BytesIO(data), open(path, 'rb')]
+    results = segmenter(inputs, batch_size=3)
+    results += segmenter(pathlib.Path(path))
+    results += segmenter((path,))
+    assert [r.source for r in results] == [
+        str(path), '<image 1>', '<bytes 2>', '<bytes 3>', '<file 4>',
+        '<file 5>', str(path), str(path)]
+    for res in results:
+        assert np.array_equal(res.mask, expected.mask), res.source
+    inputs[-1].close()
+    with pytest.raises(TypeError, match='int is not an image'):
+        segmenter(3)
+    with pytest.raises(ImageReadError, match='<bytes 0>'):
+        segmenter(b'not an image')
+
+
 def test_odd_formats_are_converted(segmenter, tmp_path):
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (45, 70, 3), dtype=np.uint8)

@@ -20,7 +20,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
 from .. import register  # noqa: F401  (registers the project's modules)
-from ..core.image import ImageReadError, read_image_rgb, to_rgb_array
+from ..core.image import ImageLike, ImageReadError, load_rgb, read_image_rgb
 from ..core.palette import palette_for
 from ..core.report import damage_report
 from ..engine.amp import AMP_DTYPES, resolve_amp
@@ -30,7 +30,6 @@ from ..models.segmentors.ensemble import EnsembleSegmentor
 from ..models.segmentors.probs import group_by_original_size, predict_probs
 from ..utils.config import ConfigError, check_num_classes, load_config
 
-ImageLike = Union[str, np.ndarray]
 __all__ = ['DamageResult', 'DamageSegmenter', 'ImageReadError',
            'damage_report', 'read_image_rgb']
 
@@ -168,19 +167,15 @@ class DamageSegmenter:
 
     def __call__(self, images: Union[ImageLike, Sequence[ImageLike]],
                  batch_size: int = 1) -> List[DamageResult]:
-        """Segment a path, an RGB array, or a list of them."""
-        if isinstance(images, (str, np.ndarray)):
+        """Segment one photo or a list (or tuple) of them: paths (``str``
+        or ``pathlib.Path``), PIL images, numpy arrays (RGB), encoded
+        bytes or binary file objects (:func:`~..core.image.load_rgb`)."""
+        if not isinstance(images, (list, tuple)):
             images = [images]
         results = []
         for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            arrays, sources = [], []
-            for k, item in enumerate(chunk):
-                if isinstance(item, str):
-                    arrays.append(read_image_rgb(item))
-                    sources.append(item)
-                else:
-                    sources.append(f'<array {start + k}>')
-                    arrays.append(to_rgb_array(item, sources[-1]))
-            results.extend(self.predict_arrays(arrays, sources))
+            loaded = [load_rgb(item, start + k) for k, item in
+                      enumerate(images[start:start + batch_size])]
+            results.extend(self.predict_arrays([a for a, _ in loaded],
+                                               [s for _, s in loaded]))
         return results

@@ -8,8 +8,8 @@ contract in ``.importlinter`` and a test that imports it in a fresh
 interpreter).
 """
 from .files import IMAGE_SUFFIXES, atomic_write, is_image_file
-from .image import (ImageReadError, pil_to_rgb, read_image_rgb,
-                    scale_to_uint8, to_rgb_array)
+from .image import (ImageLike, ImageReadError, load_rgb, pil_to_rgb,
+                    read_image_rgb, scale_to_uint8, to_rgb_array)
 from .inputs import InputError, collect_inputs, unique_names
 from .masks import holds_damage_ids, out_of_range_values, save_mask
 from .outputs import (finished_report, output_paths, write_outputs,
@@ -22,9 +22,11 @@ from .resize import pad_to, rescale_size, resize_for_model
 
 __all__ = [
     'AIHUB_CLASSES', 'AIHUB_PALETTE', 'BINARY_CLASSES', 'BINARY_PALETTE',
-    'IMAGE_SUFFIXES', 'ImageReadError', 'InputError', 'add_legend',
+    'IMAGE_SUFFIXES', 'ImageLike', 'ImageReadError', 'InputError',
+    'add_legend',
     'atomic_write', 'collect_inputs', 'colorize', 'damage_report',
     'finished_report', 'flat_palette', 'holds_damage_ids', 'is_image_file',
+    'load_rgb',
     'out_of_range_values', 'output_paths', 'overlay', 'pad_to',
     'palette_for', 'pil_to_rgb', 'read_image_rgb', 'rescale_size',
     'resize_for_model', 'save_mask', 'scale_to_uint8', 'side_by_side',

@@ -5,8 +5,16 @@ annotation tools show it) and comes out as RGB uint8. Grayscale, palette and
 RGBA/LA images are converted (alpha dropped); 16-bit and float images are
 scaled (:func:`scale_to_uint8`), never saturated.
 """
+import io
+import os
+from typing import Any, Tuple, Union
+
 import numpy as np
 from PIL import Image, ImageOps
+
+#: what :func:`load_rgb` accepts
+ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image, bytes,
+                  bytearray, memoryview, io.IOBase]
 
 #: PIL modes whose values are not 8-bit and need scaling
 WIDE_MODES = ('I;16', 'I;16B', 'I;16L', 'I', 'F')
@@ -69,3 +77,44 @@ def to_rgb_array(image: np.ndarray, name: str = 'array') -> np.ndarray:
         arr = np.repeat(arr, 3, axis=2)
     arr = arr[..., :3]
     return np.ascontiguousarray(scale_to_uint8(arr, name))
+
+
+def load_rgb(item: Any, index: int = 0) -> Tuple[np.ndarray, str]:
+    """Any photo an API caller may hold -> (RGB uint8, source name).
+
+    A path (``str`` or ``os.PathLike``: :func:`read_image_rgb`), a PIL
+    image, encoded bytes (``bytes``/``bytearray``/``memoryview``) or a
+    binary file object (EXIF orientation applied to all three), or a numpy
+    array (:func:`to_rgb_array`). The source is the path, else
+    ``<image|bytes|file|array INDEX>``. Anything else raises ``TypeError``
+    naming its type.
+    """
+    if isinstance(item, (str, os.PathLike)):
+        path = os.fspath(item)
+        return read_image_rgb(path), path
+    if isinstance(item, np.ndarray):
+        name = f'<array {index}>'
+        return to_rgb_array(item, name), name
+    if isinstance(item, Image.Image):
+        name = f'<image {index}>'
+        return pil_to_rgb(ImageOps.exif_transpose(item), name), name
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return _decode(io.BytesIO(bytes(item)), f'<bytes {index}>')
+    if hasattr(item, 'read'):
+        return _decode(item, f'<file {index}>')
+    raise TypeError(f'input {index}: {type(item).__name__} is not an image '
+                    f'(give a path, a PIL image, a numpy array, encoded '
+                    f'bytes or a binary file object)')
+
+
+def _decode(stream: Any, name: str) -> Tuple[np.ndarray, str]:
+    try:
+        with Image.open(stream) as img:
+            img.load()
+            return pil_to_rgb(ImageOps.exif_transpose(img), name), name
+    except ImageReadError:
+        raise
+    except Exception as err:
+        raise ImageReadError(f'cannot read image {name}: '
+                             f'{type(err).__name__}: {err}') from None
+
