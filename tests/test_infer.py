@@ -244,14 +244,18 @@ def test_infer_never_mixes_up_two_photos_with_one_name(members, tmp_path):
 
 
 def test_infer_with_an_ensemble_config_and_text_list(members, tmp_path):
+    """The member checkpoint set on the command line, as the ensemble
+    configs tell users to (infer.py had no --cfg-options)."""
     (c0, k0), (c1, k1) = members['b0'], members['mvit']
-    cfg = write_ensemble_config(tmp_path / 'ens.py', [(c0, k0), (c1, k1)],
+    cfg = write_ensemble_config(tmp_path / 'ens.py',
+                                [(c0, k0), (c1, 'set/on/the/cli.pth')],
                                 fusion='union')
     listing = tmp_path / 'list.txt'
     listing.write_text(f"{osp.join(DEMO, 'val', '1.jpg')}\n"
                        f"{osp.join(DEMO, 'val', '4.jpg')}\n")
     out = str(tmp_path / 'out')
-    res = run_tool('tools/infer.py', str(cfg), str(listing), '--out', out)
+    res = run_tool('tools/infer.py', str(cfg), str(listing), '--out', out,
+                   '--cfg-options', f'model.members.1.checkpoint={k1}')
     assert res.returncode == 0, res.stderr[-3000:]
     assert '2 image(s) segmented' in res.stdout
     assert sorted(os.listdir(osp.join(out, 'masks'))) == ['1.png', '4.png']

@@ -3,12 +3,15 @@
     python tools/infer.py CONFIG [CHECKPOINT] INPUT [--out DIR] \
         [--device cpu|cuda:0] [--batch-size N] [--tta] [--opacity 0.5] \
         [--overwrite] [--min-region 0.0005] [--amp [bf16|fp16]] [--compile] \
-        [--channels-last]
+        [--channels-last] [--cfg-options key=value ...]
 
 INPUT: an image, a folder (searched recursively for jpg/jpeg/png/bmp/webp
 in any case) or a text file with one image path per line (relative paths
 are relative to the text file). CONFIG may be an ensemble config (then no
-CHECKPOINT). For each image, under DIR (default work_dirs/infer):
+CHECKPOINT; set its members' checkpoints with e.g. --cfg-options
+model.members.0.checkpoint=PATH). The device defaults to CUDA where there
+is one, as in mmseg's tools. For each image, under DIR (default
+work_dirs/infer):
 
     masks/<name>.png       class ids (palette PNG), original resolution
     overlays/<name>.jpg    colour overlay with a legend
@@ -25,6 +28,9 @@ import os.path as osp
 import sys
 import time
 
+import torch
+from mmengine.config import DictAction
+
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from cardamage_mmseg.cli.main import UsageError, run  # noqa: E402
@@ -38,7 +44,8 @@ def parse_args(argv=None):
     p.add_argument('config')
     p.add_argument('paths', nargs='+', metavar='[CHECKPOINT] INPUT')
     p.add_argument('--out', default='work_dirs/infer')
-    p.add_argument('--device', default='cpu')
+    p.add_argument('--device', help='cpu, cuda, cuda:1, ... (default: cuda '
+                   'if available, else cpu)')
     p.add_argument('--batch-size', type=int, default=1)
     p.add_argument('--tta', action='store_true',
                    help='average with the horizontally flipped image')
@@ -48,7 +55,12 @@ def parse_args(argv=None):
                    'the image area (default 0.0005)')
     p.add_argument('--overwrite', action='store_true')
     add_speed_args(p)
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings, key=value (e.g. '
+                   'model.members.0.checkpoint=PATH for an ensemble)')
     args = p.parse_args(argv)
+    if args.device is None:
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if len(args.paths) == 1:
         args.checkpoint, args.input = None, args.paths[0]
     elif len(args.paths) == 2:
@@ -71,8 +83,8 @@ def main(argv=None) -> int:
         raise UsageError(f'checkpoint {args.checkpoint} not found')
     segmenter = DamageSegmenter(
         args.config, args.checkpoint, args.device, args.tta,
-        args.min_region, amp=args.amp, compile=args.compile,
-        channels_last=args.channels_last)
+        args.min_region, cfg_options=args.cfg_options, amp=args.amp,
+        compile=args.compile, channels_last=args.channels_last)
     rows, errors, skipped, done = [], [], 0, 0
     todo = []
     for path, name in items:
