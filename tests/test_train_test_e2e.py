@@ -3,6 +3,7 @@ the real sample, with SegFormer-b0 and pretrained loading switched off."""
 import glob
 import json
 import os.path as osp
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -38,6 +39,27 @@ def test_train_then_test_segformer_b0(tmp_path, demo_converted):
     assert len(masks) == 8
     pred = np.array(Image.open(masks[0]))
     assert pred.shape == (256, 256) and set(np.unique(pred)) <= {0, 1}
+
+    # --resume after the work dir moved: last_checkpoint holds the old
+    # absolute path; the checkpoint beside it is found
+    moved = str(tmp_path / 'moved')
+    shutil.move(work, moved)
+    res = run_tool('tools/train.py', cfg, '--work-dir', moved, '--resume',
+                   '--cfg-options', 'model.backbone.init_cfg=None',
+                   'train_cfg.max_iters=3')
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = res.stdout + res.stderr
+    assert f'Load checkpoint from {moved}/iter_2.pth' in log, log[-3000:]
+    assert 'resumed epoch: 0, iter: 2' in log and 'Iter(train) [3/3]' in log
+
+
+def test_resume_with_nothing_to_resume_stops(tmp_path):
+    """It trained from scratch with exit code 0 ("Auto resumed from the
+    latest checkpoint None")."""
+    res = run_tool('tools/train.py', 'configs/segformer_b0_cardamage.py',
+                   '--work-dir', str(tmp_path), '--resume')
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert 'nothing to resume in' in res.stderr
 
 
 def test_missing_checkpoint_and_config_are_named(tmp_path):

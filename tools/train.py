@@ -17,7 +17,8 @@ from mmengine.runner import Runner  # noqa: E402
 
 import cardamage_mmseg.register  # noqa: E402,F401  (modules, safe loading)
 from cardamage_mmseg.cli.config import (  # noqa: E402
-    LABEL_SETS, apply_loss_preset, load_tool_config, loss_preset_names)
+    LABEL_SETS, apply_loss_preset, find_resume_checkpoint, load_tool_config,
+    loss_preset_names)
 from cardamage_mmseg.cli.main import UsageError, run  # noqa: E402
 from cardamage_mmseg.cli.speed import (  # noqa: E402
     add_speed_args, apply_speed_settings)
@@ -74,8 +75,11 @@ def build_cfg(args) -> Config:
     apply_speed_settings(cfg, amp=args.amp, compile=args.compile,
                          channels_last=args.channels_last)
     if args.resume == 'auto':
+        # found here, relative to the work dir: mmengine's own look-up
+        # trains from scratch when there is nothing, and follows the
+        # absolute path in last_checkpoint, gone after a move
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = find_resume_checkpoint(cfg.work_dir)
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise UsageError(f'checkpoint {args.resume} not found')

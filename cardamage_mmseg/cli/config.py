@@ -4,6 +4,7 @@ a loss combination (``--loss``) and the work dir, and
 import copy
 import glob
 import os.path as osp
+import re
 from typing import List, Optional
 
 from mmengine.config import Config
@@ -98,6 +99,32 @@ def apply_loss_preset(cfg: Config, name: str,
     for h in (aux if isinstance(aux, list) else [aux] if aux else []):
         h['loss_decode'] = loss_preset(name, auxiliary_scale)
     return cfg
+
+
+def find_resume_checkpoint(work_dir: str) -> str:
+    """The checkpoint ``--resume`` continues from, found relative to
+    ``work_dir``: the one ``last_checkpoint`` names (looked up beside it
+    when the recorded absolute path is gone: a moved work dir), else the
+    highest ``iter_N.pth`` / ``epoch_N.pth``. Raises :class:`ConfigError`
+    when there is none (mmengine would train from scratch with exit 0)."""
+    record = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(record):
+        with open(record) as f:
+            recorded = f.read().strip()
+        for path in (recorded, osp.join(work_dir, osp.basename(recorded))):
+            if recorded and osp.isfile(path):
+                return path
+    numbered = []
+    for path in glob.glob(osp.join(work_dir, '*.pth')):
+        match = re.fullmatch(r'(?:iter|epoch)_(\d+)\.pth', osp.basename(path))
+        if match:
+            numbered.append((int(match[1]), path))
+    if numbered:
+        return max(numbered)[1]
+    raise ConfigError(f'--resume: nothing to resume in {work_dir} (no '
+                      f'last_checkpoint, no iter_N.pth or epoch_N.pth). '
+                      f'Train without --resume, or give --work-dir of the '
+                      f'run to continue, or --resume CHECKPOINT.')
 
 
 def load_tool_config(config: str,
