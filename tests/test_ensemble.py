@@ -3,6 +3,7 @@ the real sample (SegFormer-b0 and DeepLabV3-MobileViT-S: different
 normalisation, BGR/RGB order and output strides)."""
 import glob
 import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -140,6 +141,30 @@ def test_tools_ensemble_reports_members_and_ensemble(members, tmp_path,
     assert set(np.unique(np.array(first))) <= {0, 1}
     assert len(glob.glob(osp.join(show, '*.png'))) == 8
     assert 'ensemble on 8 images' in res.stderr  # progress bar
+
+
+def test_tools_ensemble_gives_every_image_its_own_outputs(
+        members, tmp_path, demo_converted):
+    """a/x.jpg and b/x.jpg of one split both wrote x.png."""
+    import shutil
+    (c0, k0), (c1, k1) = members['b0'], members['mvit']
+    root = tmp_path / 'data'
+    stems = sorted(osp.splitext(n)[0] for n in os.listdir(
+        osp.join(demo_converted, 'img_dir', 'val')))[:2]
+    for sub, stem in zip('ab', stems):
+        for kind, ext in (('img_dir', '.jpg'), ('ann_dir', '.png')):
+            folder = root / kind / 'val' / sub
+            folder.mkdir(parents=True)
+            shutil.copy(osp.join(demo_converted, kind, 'val', stem + ext),
+                        folder / ('x' + ext))
+    show, out = tmp_path / 'show', tmp_path / 'out'
+    res = run_tool('tools/ensemble.py', '--config', c0, c1, '--checkpoint',
+                   k0, k1, '--split', 'val', '--data-root', str(root),
+                   '--show-dir', str(show), '--out', str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    for folder in (out, show):
+        assert sorted(str(p.relative_to(folder)) for p in
+                      folder.rglob('*.png')) == ['a/x.png', 'b/x.png']
 
 
 def test_search_costs_one_pass_and_reports_best(members, tmp_path,

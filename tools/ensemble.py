@@ -31,7 +31,8 @@ from PIL import Image  # noqa: E402
 import cardamage_mmseg.register  # noqa: E402,F401  (modules, safe loading)
 from cardamage_mmseg.cli.main import UsageError, run  # noqa: E402
 from cardamage_mmseg.core import (add_legend, atomic_write,  # noqa: E402
-                                  overlay, save_mask, side_by_side)
+                                  overlay, save_mask, side_by_side,
+                                  unique_names)
 from cardamage_mmseg.models.segmentors import (  # noqa: E402
     FUSION_RULES, EnsembleSegmentor, fuse)
 from cardamage_mmseg.utils.config import load_config  # noqa: E402
@@ -150,6 +151,18 @@ class Scores:
         a[1] += union.numpy()
 
 
+def output_names(dataset) -> dict:
+    """Image path -> output name: the path below the split's image folder
+    without its extension (sub-folders kept), made unique as tools/infer.py
+    does, so a/x.jpg and b/x.jpg, or x.jpg and x.png, never share a file.
+    """
+    img_dir = dataset.data_prefix.get('img_path', '')
+    paths = [dataset.get_data_info(i)['img_path']
+             for i in range(len(dataset))]
+    return dict(unique_names([
+        (p, osp.splitext(osp.relpath(p, img_dir))[0]) for p in paths]))
+
+
 def run_split(model, dataset, candidates, show_dir=None, out_dir=None):
     """One pass: members' probabilities once per image, every candidate
     (name -> (rule, weights)) and every member scored from them."""
@@ -157,6 +170,7 @@ def run_split(model, dataset, candidates, show_dir=None, out_dir=None):
     classes = dataset.metainfo['classes']
     palette = dataset.metainfo['palette']
     scores = Scores(len(classes), dataset.ignore_index)
+    names = output_names(dataset) if show_dir or out_dir else {}
     for idx in tqdm(range(len(dataset)), desc=f'ensemble on '
                     f'{len(dataset)} images', unit='img'):
         item = dataset[idx]
@@ -172,7 +186,7 @@ def run_split(model, dataset, candidates, show_dir=None, out_dir=None):
             scores.add(name, labels[name], gt)
         if show_dir or out_dir:  # the first candidate's labels
             label = next(iter(labels.values())).cpu().numpy()
-            stem = osp.splitext(osp.basename(sample.img_path))[0]
+            stem = names[sample.img_path]
             if out_dir:  # as tools/infer.py writes masks
                 os.makedirs(out_dir, exist_ok=True)
                 save_mask(label.astype(np.uint8),
