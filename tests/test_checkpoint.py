@@ -7,7 +7,7 @@ import pytest
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
-import cardamage_mmseg  # noqa: F401  (registers the safe loaders)
+import cardamage_mmseg.register  # noqa: F401  (registers the safe loaders)
 from cardamage_mmseg.utils import (CorruptCheckpointError,
                                    UnsafeCheckpointError,
                                    load_checkpoint_file)
@@ -109,3 +109,26 @@ def test_getattr_is_restricted_to_history_buffer(tmp_path):
     with pytest.raises(UnsafeCheckpointError,
                        match=r'getattr\.pth.*not allowed'):
         load_checkpoint_file(path)
+
+
+def test_check_state_dict_names_every_kind_of_mismatch():
+    from cardamage_mmseg.utils.checkpoint import (CheckpointMismatchError,
+                                                  check_state_dict,
+                                                  state_dict_of)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    good = model.state_dict()
+    check_state_dict(model, state_dict_of({'state_dict': good}), 'a.pth',
+                     'c.py')
+    ddp = {f'module.{k}': v for k, v in good.items()}  # saved under DDP
+    check_state_dict(model, state_dict_of(ddp), 'a.pth', 'c.py')
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'a\.pth does not fit the model of c\.py: '
+                       r'4 missing key\(s\) \(first: 0\.weight'):
+        check_state_dict(model, {}, 'a.pth', 'c.py')
+    bad = dict(good, extra=torch.zeros(1))
+    bad['1.weight'] = torch.zeros(5, 3)
+    with pytest.raises(CheckpointMismatchError) as err:
+        check_state_dict(model, bad, 'a.pth', 'c.py')
+    assert '1 unexpected key(s) (first: extra)' in str(err.value)
+    assert '1.weight (5, 3) (model: (1, 3))' in str(err.value)
+    assert '--partial-checkpoint' in str(err.value)

@@ -3,7 +3,7 @@
     python tools/infer.py CONFIG [CHECKPOINT] INPUT [--out DIR] \
         [--device cpu|cuda:0] [--batch-size N] [--tta] [--opacity 0.5] \
         [--overwrite] [--min-region 0.0005] [--amp [bf16|fp16]] [--compile] \
-        [--channels-last] [--cfg-options key=value ...]
+        [--channels-last] [--cfg-options key=value ...] [--partial-checkpoint]
 
 INPUT: an image, a folder (searched recursively for jpg/jpeg/png/bmp/webp
 in any case) or a text file with one image path per line (relative paths
@@ -55,6 +55,10 @@ def parse_args(argv=None):
                    'the image area (default 0.0005)')
     p.add_argument('--overwrite', action='store_true')
     add_speed_args(p)
+    p.add_argument('--partial-checkpoint', action='store_true',
+                   help='load a checkpoint that does not fit the model '
+                   '(what does not fit stays random): for debugging; by '
+                   'default such a checkpoint stops the run')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings, key=value (e.g. '
                    'model.members.0.checkpoint=PATH for an ensemble)')
@@ -84,7 +88,8 @@ def main(argv=None) -> int:
     segmenter = DamageSegmenter(
         args.config, args.checkpoint, args.device, args.tta,
         args.min_region, cfg_options=args.cfg_options, amp=args.amp,
-        compile=args.compile, channels_last=args.channels_last)
+        compile=args.compile, channels_last=args.channels_last,
+        strict=not args.partial_checkpoint)
     rows, errors, skipped, done = [], [], 0, 0
     todo = []
     for path, name in items:

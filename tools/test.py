@@ -3,7 +3,7 @@ options.
 
     python tools/test.py CONFIG CHECKPOINT [--show-dir DIR] [--out DIR] \
         [--tta] [--amp [bf16|fp16]] [--compile] [--channels-last] \
-        [--label-set aihub] [--cfg-options ...]
+        [--label-set aihub] [--partial-checkpoint] [--cfg-options ...]
 
 ``--show-dir DIR`` draws every test image: ground truth and prediction
 overlaid in the dataset palette, side by side, as
@@ -25,6 +25,8 @@ from cardamage_mmseg.cli.config import (  # noqa: E402
 from cardamage_mmseg.cli.main import UsageError, run  # noqa: E402
 from cardamage_mmseg.cli.speed import (  # noqa: E402
     add_speed_args, apply_speed_settings)
+from cardamage_mmseg.utils.checkpoint import (  # noqa: E402
+    check_checkpoint_fits)
 from cardamage_mmseg.utils.dist import (  # noqa: E402
     finish_distributed, prepare_cpu_distributed)
 
@@ -59,6 +61,10 @@ def parse_args(argv=None):
         help='job launcher')
     parser.add_argument(
         '--tta', action='store_true', help='test time augmentation')
+    parser.add_argument(
+        '--partial-checkpoint', action='store_true',
+        help='evaluate a checkpoint that does not fit the model (what does '
+        'not fit stays random; mmseg\'s default): for debugging')
     add_speed_args(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -115,6 +121,10 @@ def main(argv=None):
     cfg = build_cfg(args)
     prepare_cpu_distributed(cfg, testing=True)
     runner = Runner.from_cfg(cfg)
+    if cfg.load_from and not args.partial_checkpoint:
+        # mmengine loads test checkpoints with strict=False: a checkpoint
+        # of another model would be scored with random weights
+        check_checkpoint_fits(runner.model, cfg.load_from, args.config)
     runner.test()
     del runner  # before the process group goes (finish_distributed)
     finish_distributed()

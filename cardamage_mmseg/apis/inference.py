@@ -62,6 +62,11 @@ class DamageSegmenter:
         compile (bool): ``torch.compile`` the network (single models); the
             first batch of each new shape pays the compilation.
         channels_last (bool): channels_last model and inputs.
+        strict (bool): The checkpoint (each ensemble member's, unless it
+            says ``strict``) must fit the model exactly: missing,
+            unexpected or mis-shaped keys raise ``CheckpointMismatchError``
+            naming the checkpoint, the config and the first keys. ``False``
+            loads what fits (the rest stays random): for debugging.
 
     Raises:
         ConfigError: (a ``ValueError``) the config cannot be used: not
@@ -69,6 +74,8 @@ class DamageSegmenter:
             that differ, a switch this device cannot run.
         FileNotFoundError: a checkpoint (or an ensemble member's) is
             missing.
+        CheckpointError: a checkpoint that is unsafe, corrupt or does not
+            fit (``strict``).
     """
 
     def __init__(self, config: str, checkpoint: Optional[str] = None,
@@ -76,7 +83,7 @@ class DamageSegmenter:
                  min_region_fraction: float = 5e-4,
                  cfg_options: Optional[dict] = None,
                  amp: Optional[str] = None, compile: bool = False,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, strict: bool = True) -> None:
         init_default_scope('mmseg')
         cfg = load_config(config, cfg_options)
         check_num_classes(cfg, config)
@@ -91,7 +98,8 @@ class DamageSegmenter:
         model_cfg = cfg.model
         if model_cfg.get('type') == 'EnsembleSegmentor':
             kwargs = {k: v for k, v in model_cfg.items() if k != 'type'}
-            kwargs['members'] = [dict(m, device=m.get('device', device))
+            kwargs['members'] = [dict(m, device=m.get('device', device),
+                                      strict=m.get('strict', strict))
                                  for m in kwargs['members']]
             kwargs['flip'] = kwargs.get('flip', False) or tta
             self.model = EnsembleSegmentor(**kwargs).eval()
@@ -101,7 +109,8 @@ class DamageSegmenter:
             if not checkpoint:
                 raise ConfigError(f'{config}: a checkpoint is required for '
                                   f'a single model')
-            self.model, classes = load_frozen_model(cfg, checkpoint, device)
+            self.model, classes = load_frozen_model(cfg, checkpoint, device,
+                                                    strict=strict)
             self.is_ensemble = False
         if (compile or channels_last) and self.is_ensemble:
             raise ConfigError(f'{config}: compile/channels_last apply to '

@@ -6,11 +6,13 @@ from typing import Optional, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.model.utils import revert_sync_batchnorm
-from mmengine.runner.checkpoint import load_checkpoint
+from mmengine.runner.checkpoint import load_state_dict
 from mmseg.registry import MODELS
 from torch import nn
 
-from ..utils.checkpoint import register_safe_checkpoint_loaders
+from ..utils.checkpoint import (check_state_dict, load_checkpoint_file,
+                                register_safe_checkpoint_loaders,
+                                state_dict_of)
 from ..utils.config import dataset_classes, load_config
 
 # every load below goes through the safe loader, whoever imported this
@@ -30,7 +32,8 @@ def checkpoint_classes(cfg: Config, checkpoint: dict) -> Optional[tuple]:
 def load_frozen_model(config: Union[str, Config],
                       checkpoint: str,
                       device: str = 'cpu',
-                      cfg_options: Optional[dict] = None
+                      cfg_options: Optional[dict] = None,
+                      strict: bool = True
                       ) -> Tuple[nn.Module, Optional[tuple]]:
     """Build a model from its config (a path or a loaded :class:`Config`)
     and load its checkpoint through the safe loader.
@@ -38,7 +41,10 @@ def load_frozen_model(config: Union[str, Config],
     Returns ``(model, classes)``: the model in eval mode on ``device``,
     every parameter frozen, SyncBN reverted to BN, pretrained-weight
     downloads switched off (the checkpoint holds the weights), its config
-    as ``model.cfg``.
+    as ``model.cfg``. ``strict``: the checkpoint must fit the model
+    exactly (:func:`~..utils.checkpoint.check_state_dict`, else
+    ``CheckpointMismatchError``); ``False`` loads what fits and logs the
+    rest.
     """
     name = config if isinstance(config, str) else config.filename
     if not checkpoint or not osp.isfile(checkpoint):
@@ -52,7 +58,11 @@ def load_frozen_model(config: Union[str, Config],
     if backbone.get('type') == 'TIMMBackbone':
         backbone['pretrained'] = False
     model = MODELS.build(model_cfg)
-    ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+    ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
+    state = state_dict_of(ckpt)
+    if strict:
+        check_state_dict(model, state, checkpoint, name)
+    load_state_dict(model, state, strict=False, logger='current')
     model = revert_sync_batchnorm(model).to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -4,7 +4,8 @@ heavy; each module brings its own dependencies."""
 import importlib
 
 _CHECKPOINT_NAMES = (
-    'CheckpointError', 'CorruptCheckpointError', 'UnsafeCheckpointError',
+    'CheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
+    'UnsafeCheckpointError',
     'allowed_globals', 'load_checkpoint_file',
     'register_safe_checkpoint_loaders')
 

@@ -15,13 +15,16 @@ inference) then goes through :func:`load_checkpoint_file`.
 import os
 import os.path as osp
 import pickle
+import re
 import zipfile
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 import torch
 from mmengine.dist import get_dist_info
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
+from torch import nn
 
 
 class CheckpointError(RuntimeError):
@@ -34,6 +37,72 @@ class UnsafeCheckpointError(CheckpointError):
 
 class CorruptCheckpointError(CheckpointError):
     """The file is truncated or is not a checkpoint."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The checkpoint's weights do not fit the model of the config."""
+
+
+#: how many keys a mismatch message shows per kind
+SHOWN_KEYS = 3
+PARTIAL_HINT = ('To load it partly anyway (what does not fit stays as '
+                'initialised): --partial-checkpoint in the tools, '
+                'strict=False in the API; to fine-tune from another model, '
+                'use load_from or init_cfg as mmseg does.')
+
+
+def state_dict_of(checkpoint: Any) -> Dict[str, Any]:
+    """The weights of a loaded checkpoint: its ``state_dict`` (or the
+    dict itself), with the ``module.`` prefix of DDP-saved files removed
+    (as mmengine's loader does)."""
+    state = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else checkpoint
+    if not isinstance(state, dict):
+        raise CorruptCheckpointError(f'no state dict in the checkpoint '
+                                     f'({type(state).__name__})')
+    return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+
+
+def _network(model: nn.Module) -> nn.Module:
+    """The model inside a DDP/frozen wrapper and test-time augmentation.
+    """
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
+def check_state_dict(model: nn.Module, state_dict: Dict[str, Any],
+                     checkpoint: str, config: str) -> None:
+    """Raise :class:`CheckpointMismatchError` unless ``state_dict`` has
+    exactly the model's keys, each with the model's shape: a checkpoint of
+    another model, an empty or renamed one, or another head size would
+    otherwise load silently and leave random weights (mmengine only logs
+    the mismatch). The message names the checkpoint, the config and the
+    first keys of each kind."""
+    own = _network(model).state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f'{k} {tuple(v.shape)} (model: {tuple(own[k].shape)})'
+              for k, v in state_dict.items()
+              if k in own and hasattr(v, 'shape')
+              and tuple(v.shape) != tuple(own[k].shape)]
+    problems = [f'{len(keys)} {what} (first: {", ".join(keys[:SHOWN_KEYS])})'
+                for keys, what in ((missing, 'missing key(s)'),
+                                   (unexpected, 'unexpected key(s)'),
+                                   (shapes, 'of another shape')) if keys]
+    if problems:
+        raise CheckpointMismatchError(
+            f'checkpoint {checkpoint} does not fit the model of {config}: '
+            f'{"; ".join(problems)}. Is it a checkpoint of this config? '
+            f'{PARTIAL_HINT}')
+
+
+def check_checkpoint_fits(model: nn.Module, checkpoint: str,
+                          config: str) -> None:
+    """Read ``checkpoint`` (safely) and :func:`check_state_dict` it
+    against ``model``."""
+    check_state_dict(model, state_dict_of(load_checkpoint_file(
+        checkpoint, map_location='cpu')), checkpoint, config)
 
 
 def _numpy_globals() -> List[Any]:

@@ -38,7 +38,8 @@ class DistillSegmentor(BaseSegmentor):
     Args:
         student (dict | str): The student's model config, or a config file
             whose ``model`` is the student.
-        teacher (dict): ``dict(config=..., checkpoint=..., device=None)``.
+        teacher (dict): ``dict(config=..., checkpoint=..., device=None,
+            strict=True)`` (``strict``: the checkpoint must fit).
         distill_losses (list[dict]): Modules of :mod:`..losses.distill_losses`
             (each logged under its ``loss_name``).
         data_preprocessor (dict, optional): Defaults to the student's.
@@ -61,7 +62,8 @@ class DistillSegmentor(BaseSegmentor):
                 'teacher must be dict(config=..., checkpoint=...)')
         teacher_model, _ = load_frozen_model(
             teacher['config'], teacher.get('checkpoint'),
-            teacher.get('device') or 'cpu')
+            teacher.get('device') or 'cpu',
+            strict=teacher.get('strict', True))
         # outside the module tree: see the module docstring
         object.__setattr__(self, '_teacher', teacher_model)
         self.student = MODELS.build(student_cfg)

@@ -33,7 +33,8 @@ class EnsembleSegmentor(BaseSegmentor):
 
     Args:
         members (list[dict]): ``dict(config=..., checkpoint=..., weight=1.0,
-            device=None, cfg_options=None)`` per member.
+            device=None, cfg_options=None, strict=True)`` per member
+            (``strict``: the checkpoint must fit the member's model).
         fusion (str): One of :data:`FUSION_RULES` (see :mod:`.fusion`).
         weights (list[float], optional): Overrides the members' weights.
         flip (bool): Also predict the horizontally flipped image and
@@ -77,7 +78,8 @@ class EnsembleSegmentor(BaseSegmentor):
         for m in members:
             device = m.get('device') or default_device
             model, names = load_frozen_model(
-                m['config'], m['checkpoint'], device, m.get('cfg_options'))
+                m['config'], m['checkpoint'], device, m.get('cfg_options'),
+                strict=m.get('strict', True))
             models.append(model)
             devices.append(device)
             classes.append(names)
