@@ -2,9 +2,12 @@
 is asserted, only what the rows say about the switched paths' outputs)."""
 import json
 
+import pytest
+
 from conftest import run_tool
 
 
+@pytest.mark.slow  # 65 s, most of it torch.compile: run by make test-slow
 def test_switches_benchmark_rows(tmp_path):
     res = run_tool('benchmarks/benchmark.py', '--what', 'switches',
                    '--models', 'segformer_b0', '--size', '64', '--batch', '2',

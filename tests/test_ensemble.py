@@ -15,6 +15,7 @@ from PIL import Image
 from cardamage_mmseg.models import load_frozen_model
 from cardamage_mmseg.models.segmentors import FUSION_RULES, EnsembleSegmentor
 from cardamage_mmseg.models.segmentors.probs import predict_probs
+from cardamage_mmseg.utils.checkpoint import CheckpointMismatchError
 from conftest import run_tool, write_ensemble_config
 
 init_default_scope('mmseg')
@@ -106,12 +107,15 @@ def test_clear_errors_before_any_image(members, tmp_path):
     with pytest.raises(ValueError, match='1 weights for 2 members'):
         EnsembleSegmentor(members=[dict(config=cfg, checkpoint=ckpt)] * 2,
                           weights=[1.0])
+    five = dict(config=cfg, checkpoint=ckpt,
+                cfg_options={'model.decode_head.num_classes': 5})
+    # a 2-class checkpoint does not fit a 5-class head: refused as such
+    with pytest.raises(CheckpointMismatchError, match='conv_seg.weight'):
+        EnsembleSegmentor(members=[dict(config=cfg, checkpoint=ckpt), five])
+    # loaded partly on purpose, the class counts still disagree
     with pytest.raises(ValueError, match='different class counts'):
-        EnsembleSegmentor(members=[
-            dict(config=cfg, checkpoint=ckpt),
-            dict(config=cfg, checkpoint=ckpt,
-                 cfg_options={'model.decode_head.num_classes': 5})
-        ])
+        EnsembleSegmentor(members=[dict(config=cfg, checkpoint=ckpt),
+                                   dict(five, strict=False)])
 
 
 def test_tools_ensemble_reports_members_and_ensemble(members, tmp_path,
