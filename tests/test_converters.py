@@ -290,3 +290,21 @@ def test_via_cli_refuses_when_no_region_fits_the_class_map(tmp_path):
         assert 'none of the regions matched' in res.stderr
         assert hint in res.stderr
         assert not out.exists()
+
+
+def test_16_bit_images_are_scaled_as_inference_reads_them(tmp_path):
+    """convert('RGB') saturated a 0..4000 grayscale PNG to all 255; the
+    converters now read pixels as tools/infer.py does."""
+    from cardamage_mmseg.core import read_image_rgb
+    ramp = np.linspace(0, 4000, 40 * 40).reshape(40, 40).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / 'deep.png')
+    data = {'deep.png': dict(filename='deep.png', regions=[
+        dict(shape_attributes=SQUARE, region_attributes={'name': 'damage'})
+    ])}
+    out, summary, _ = convert_via(tmp_path, data)
+    assert summary.written == 1
+    written = np.array(Image.open(osp.join(out, 'img_dir', 'train',
+                                           'deep.jpg')).convert('L'))
+    expected = read_image_rgb(str(tmp_path / 'deep.png'))[..., 0]
+    assert written.min() < 10 and written.max() > 245  # not all white
+    assert np.abs(written.astype(int) - expected).max() <= 3  # JPEG noise

@@ -27,6 +27,7 @@ from PIL import Image, ImageOps
 
 from ...core import masks
 from ...core.files import atomic_write
+from ...core.image import pil_to_rgb
 from ...utils.deprecation import moved_names
 
 __getattr__ = moved_names(__name__, {
@@ -117,6 +118,8 @@ def read_image(path: str, annotated_size: Optional[Tuple[int, int]] = None
     EXIF orientation is applied (as browsers and annotation tools display
     it), unless ``annotated_size`` matches the raw, un-rotated size only.
     Returns the RGB image and a note ('' when nothing special happened).
+    Pixel values follow the inference rule (:func:`~...core.image.
+    pil_to_rgb`): 16-bit and float images are scaled, not saturated.
     """
     with Image.open(path) as raw:
         raw.load()
@@ -132,7 +135,7 @@ def read_image(path: str, annotated_size: Optional[Tuple[int, int]] = None
             note = 'EXIF rotation not applied: labels use the raw frame'
         elif oriented.size != raw.size:
             note = 'EXIF orientation applied'
-        img = oriented.convert('RGB')
+        img = Image.fromarray(pil_to_rgb(oriented, path))
     return img, note
 
 
