@@ -53,14 +53,21 @@ def read_image_rgb(path: str) -> np.ndarray:
 
     Raises :class:`ImageReadError` naming ``path`` for anything unreadable.
     """
+    return _decode(path, path)
+
+
+def _decode(source: Any, name: str) -> np.ndarray:
+    """Open ``source`` (a path or a binary stream) as an oriented RGB
+    uint8 array; any failure is an :class:`ImageReadError` naming ``name``.
+    """
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             img.load()
-            return pil_to_rgb(ImageOps.exif_transpose(img), path)
+            return pil_to_rgb(ImageOps.exif_transpose(img), name)
     except ImageReadError:
         raise
     except Exception as err:
-        raise ImageReadError(f'cannot read image {path}: '
+        raise ImageReadError(f'cannot read image {name}: '
                              f'{type(err).__name__}: {err}') from None
 
 
@@ -99,22 +106,11 @@ def load_rgb(item: Any, index: int = 0) -> Tuple[np.ndarray, str]:
         name = f'<image {index}>'
         return pil_to_rgb(ImageOps.exif_transpose(item), name), name
     if isinstance(item, (bytes, bytearray, memoryview)):
-        return _decode(io.BytesIO(bytes(item)), f'<bytes {index}>')
+        name = f'<bytes {index}>'
+        return _decode(io.BytesIO(bytes(item)), name), name
     if hasattr(item, 'read'):
-        return _decode(item, f'<file {index}>')
+        name = f'<file {index}>'
+        return _decode(item, name), name
     raise TypeError(f'input {index}: {type(item).__name__} is not an image '
                     f'(give a path, a PIL image, a numpy array, encoded '
                     f'bytes or a binary file object)')
-
-
-def _decode(stream: Any, name: str) -> Tuple[np.ndarray, str]:
-    try:
-        with Image.open(stream) as img:
-            img.load()
-            return pil_to_rgb(ImageOps.exif_transpose(img), name), name
-    except ImageReadError:
-        raise
-    except Exception as err:
-        raise ImageReadError(f'cannot read image {name}: '
-                             f'{type(err).__name__}: {err}') from None
-

@@ -15,10 +15,7 @@ AIHUB_PALETTE = [[0, 0, 0], [255, 0, 0], [255, 200, 0], [0, 120, 255],
                  [170, 0, 255]]
 
 
-def palette_for(classes: Sequence[str],
-                known: Sequence[Sequence[str]] = (BINARY_CLASSES,
-                                                  AIHUB_CLASSES)
-                ) -> List[List[int]]:
+def palette_for(classes: Sequence[str]) -> List[List[int]]:
     """The palette of a known label set with exactly these classes, else
     black background and fixed pseudo-random colours (seed 0)."""
     classes = tuple(classes)

@@ -6,7 +6,6 @@ baselines, :class:`~cardamage_mmseg.apis.DamageSegmenter`) goes through
 naming the file and the fix, so an API caller can catch them; the tools turn
 them into a message and exit code 2.
 """
-import copy
 import importlib.util
 import os.path as osp
 import warnings
@@ -144,20 +143,15 @@ def _register_imports(cfg: Config, config_path: str) -> None:
                              else name for name in imports]
 
 
-def load_config(config, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config (a path, ``cardamage_mmseg::NAME`` or a loaded
-    :class:`Config`, which is copied), fail early on missing optional
-    packages, import its ``custom_imports``, apply overrides."""
-    if isinstance(config, Config):
-        cfg = copy.deepcopy(config)
-        config_path = cfg.filename or 'the config'
-    else:
-        config_path = config
-        cfg = Config.fromfile(resolve_config_path(config),
-                              import_custom_modules=False)
-    check_dependencies(cfg, config_path)
+def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config (a path or ``cardamage_mmseg::NAME``), fail early on
+    missing optional packages, import its ``custom_imports``, apply
+    overrides."""
+    cfg = Config.fromfile(resolve_config_path(config),
+                          import_custom_modules=False)
+    check_dependencies(cfg, config)
     if cfg.get('custom_imports'):
-        _register_imports(cfg, config_path)
+        _register_imports(cfg, config)
         import_modules_from_strings(**cfg.custom_imports)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
