@@ -64,6 +64,10 @@ def test_ensemble_member_and_its_switch(checkpoints):
         EnsembleSegmentor(members=members)
     members[1]['strict'] = False
     assert len(EnsembleSegmentor(members=members).members) == 2
+    # a member may name a packaged config, as load_config reads it
+    packaged = dict(config='cardamage_mmseg::segformer_b0_cardamage.py',
+                    checkpoint=checkpoints['good'])
+    assert len(EnsembleSegmentor(members=[packaged]).members) == 1
 
 
 def test_tools_stop_with_exit_code_2(checkpoints, tmp_path):

@@ -21,6 +21,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
+from ...utils.config import ConfigNotFoundError, resolve_config_path
 from ...utils.deprecation import moved_names
 from ..frozen import load_frozen_model
 from .fusion import FUSION_RULES, fuse, normalise_weights
@@ -61,12 +62,17 @@ class EnsembleSegmentor(BaseSegmentor):
         if fusion not in FUSION_RULES:
             raise ValueError(f'unknown fusion rule {fusion!r}; choose from '
                              f'{FUSION_RULES}')
-        for i, m in enumerate(members):
-            for key in ('config', 'checkpoint'):
-                if not m.get(key) or not osp.isfile(m[key]):
-                    raise FileNotFoundError(
-                        f'ensemble member {i}: {key} file not found: '
-                        f'{m.get(key)}')
+        for i, m in enumerate(members):  # all files, before any is built
+            try:  # a path or cardamage_mmseg::NAME, as load_config reads
+                resolve_config_path(m.get('config') or '')
+            except ConfigNotFoundError:
+                raise FileNotFoundError(
+                    f'ensemble member {i}: config file not found: '
+                    f'{m.get("config")}') from None
+            if not m.get('checkpoint') or not osp.isfile(m['checkpoint']):
+                raise FileNotFoundError(
+                    f'ensemble member {i}: checkpoint file not found: '
+                    f'{m.get("checkpoint")}')
         if weights is None:
             weights = [float(m.get('weight', 1.0)) for m in members]
         self.weights = normalise_weights(weights, len(members)).tolist()
