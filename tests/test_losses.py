@@ -187,3 +187,43 @@ def test_weighted_ce_matches_torch_and_survives_ignore_pixels():
                                  avg_non_ignore=True))
     with pytest.raises(IndexError):  # the mmseg 1.2.2 bug this avoids
         mmseg_ce(logits, target)
+
+
+@pytest.mark.parametrize('name', ['MaskedDiceLoss', 'SoftIoULoss'])
+def test_region_losses_without_smoothing_on_an_all_ignored_batch(name):
+    """smooth=0 on a batch whose pixels are all ignored gave NaN (the Dice
+    docstring promised no 0/0)."""
+    from mmseg.registry import MODELS
+    loss = MODELS.build(dict(type=name, smooth=0.0))
+    x = torch.randn(2, 3, 4, 4, requires_grad=True)
+    value = loss(x, torch.full((2, 4, 4), 255))
+    value.backward()
+    assert torch.isfinite(value) and value.item() == pytest.approx(0.0)
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize('name', ['MaskedDiceLoss', 'SoftIoULoss',
+                                  'LovaszSoftmaxLoss'])
+def test_region_losses_refuse_per_pixel_weights(name):
+    from mmseg.registry import MODELS
+    loss = MODELS.build(dict(type=name))
+    x, y = torch.randn(1, 2, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match='per-pixel weights'):
+        loss(x, y, weight=torch.ones(1, 4, 4))
+
+
+def test_focal_and_ce_normalise_per_pixel_weights_alike():
+    """CE divided by the sum of the weights, focal by the pixel count."""
+    from mmseg.registry import MODELS
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 5)
+    y = torch.randint(0, 3, (2, 5, 5))
+    y[0, 0] = 255
+    r = torch.rand(2, 5, 5) * 3
+    ce = MODELS.build(dict(type='WeightedCrossEntropyLoss'))
+    focal = MODELS.build(dict(type='SoftmaxFocalLoss', gamma=0.0))
+    assert focal(x, y, weight=r).item() == pytest.approx(
+        ce(x, y, weight=r).item(), rel=1e-5)
+    # a constant weight changes nothing
+    assert focal(x, y, weight=torch.full_like(r, 4.0)).item() == \
+        pytest.approx(focal(x, y).item(), rel=1e-5)

@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 
-from .utils import masked_softmax_and_one_hot, weighted_class_mean
+from .utils import (masked_softmax_and_one_hot, refuse_pixel_weight,
+                    safe_ratio, weighted_class_mean)
 
 
 @MODELS.register_module()
@@ -24,7 +25,9 @@ class MaskedDiceLoss(nn.Module):
 
     over valid pixels :math:`i` only; :math:`k = 2` with
     ``squared_denominator`` (V-Net), else 1. A class absent from the batch
-    and not predicted gives :math:`D_c = 1` (no 0/0).
+    and not predicted gives :math:`D_c = 1` (no 0/0, also with
+    :math:`s = 0` and a batch of ignored pixels only). Per-pixel weights
+    (``weight``, from a pixel sampler) are refused: a ``ValueError``.
 
     Args:
         smooth (float): :math:`s`. Defaults to 1.0.
@@ -56,13 +59,14 @@ class MaskedDiceLoss(nn.Module):
                 weight: Optional[torch.Tensor] = None,
                 ignore_index: int = 255,
                 **kwargs) -> torch.Tensor:
+        refuse_pixel_weight(weight, type(self).__name__)
         prob, one_hot = masked_softmax_and_one_hot(pred, target,
                                                    ignore_index)
         dims = (0, 2, 3)
         inter = (prob * one_hot).sum(dims)
         power = 2 if self.squared_denominator else 1
         denom = (prob**power).sum(dims) + (one_hot**power).sum(dims)
-        dice = (2 * inter + self.smooth) / (denom + self.smooth)
+        dice = safe_ratio(2 * inter + self.smooth, denom + self.smooth)
         mean_dice = weighted_class_mean(dice, self.class_weight,
                                         self.exclude_background)
         return self.loss_weight * (1 - mean_dice)

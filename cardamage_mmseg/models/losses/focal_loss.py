@@ -27,7 +27,10 @@ class SoftmaxFocalLoss(nn.Module):
     (``None``) it equals ``F.cross_entropy(..., ignore_index=...)``.
     Sigmoid form (``use_sigmoid=True``): the binary focal loss of
     ``torchvision.ops.sigmoid_focal_loss`` on one-hot targets, summed over
-    classes and averaged over valid pixels.
+    classes and averaged over valid pixels. Per-pixel weights :math:`r_i`
+    (``weight``: mmseg's ``seg_weight`` from a pixel sampler) make it the
+    weighted mean :math:`\sum_i r_i FL_i / \sum_i r_i` over valid pixels,
+    the normalisation of :class:`WeightedCrossEntropyLoss`.
 
     Args:
         gamma (float): Focusing parameter. Defaults to 2.0.
@@ -94,10 +97,12 @@ class SoftmaxFocalLoss(nn.Module):
                 loss = loss * (one_hot * per_class.view(1, -1, 1, 1)).sum(
                     dim=1, keepdim=True)
         loss = loss * valid_f
-        if weight is not None:
-            loss = loss * weight.view_as(loss[:, 0]).unsqueeze(1)
-        denom = valid_f.sum().clamp_min(1.0)
-        return self.loss_weight * loss.sum() / denom
+        denom = valid_f.sum()
+        if weight is not None:  # as WeightedCrossEntropyLoss: a weighted
+            r = weight.view_as(loss[:, 0]).unsqueeze(1).to(loss.dtype)
+            loss = loss * r  # mean over valid pixels
+            denom = (valid_f * r).sum()
+        return self.loss_weight * loss.sum() / denom.clamp_min(1e-12)
 
     def _modulation(self, p_t: torch.Tensor) -> torch.Tensor:
         """``(1 - p_t) ** gamma``, with ``1 - p_t`` kept >= the dtype's

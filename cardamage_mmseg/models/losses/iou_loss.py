@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 
-from .utils import masked_softmax_and_one_hot, weighted_class_mean
+from .utils import (masked_softmax_and_one_hot, refuse_pixel_weight,
+                    safe_ratio, weighted_class_mean)
 
 
 @MODELS.register_module()
@@ -18,7 +19,10 @@ class SoftIoULoss(nn.Module):
                    {\sum_i (p_{ic} + g_{ic} - p_{ic} g_{ic}) + s},\qquad
         L = 1 - \frac{\sum_c w_c J_c}{\sum_c w_c}
 
-    over valid (non-ignored) pixels, :math:`p` = softmax probabilities.
+    over valid (non-ignored) pixels, :math:`p` = softmax probabilities. A
+    class absent from target and prediction gives :math:`J_c = 1` (no 0/0,
+    also with :math:`s = 0`). Per-pixel weights (``weight``, from a pixel
+    sampler) are refused: a ``ValueError``.
 
     Args:
         smooth (float): :math:`s`. Defaults to 1.0.
@@ -47,12 +51,13 @@ class SoftIoULoss(nn.Module):
                 weight: Optional[torch.Tensor] = None,
                 ignore_index: int = 255,
                 **kwargs) -> torch.Tensor:
+        refuse_pixel_weight(weight, type(self).__name__)
         prob, one_hot = masked_softmax_and_one_hot(pred, target,
                                                    ignore_index)
         dims = (0, 2, 3)
         inter = (prob * one_hot).sum(dims)
         union = (prob + one_hot - prob * one_hot).sum(dims)
-        iou = (inter + self.smooth) / (union + self.smooth)
+        iou = safe_ratio(inter + self.smooth, union + self.smooth)
         mean_iou = weighted_class_mean(iou, self.class_weight,
                                        self.exclude_background)
         return self.loss_weight * (1 - mean_iou)

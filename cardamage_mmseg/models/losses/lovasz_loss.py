@@ -5,7 +5,8 @@ in float32 whatever the input dtype (float64 inputs fail in ``torch.dot``)
 and raises "Boolean value of Tensor with no values is ambiguous" on a batch
 whose pixels are all ignored. Same maths here (tests compare with mmseg's on
 ordinary inputs), any dtype, and a zero loss with zero gradient when nothing
-is valid.
+is valid. Per-pixel weights (a pixel sampler's) are refused, as by every
+region loss here.
 """
 from typing import List, Optional
 
@@ -14,6 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
+
+from .utils import refuse_pixel_weight
 
 
 def lovasz_grad(gt_sorted: Tensor) -> Tensor:
@@ -67,6 +70,7 @@ class LovaszSoftmaxLoss(nn.Module):
                 weight: Optional[Tensor] = None,
                 ignore_index: int = 255,
                 **kwargs) -> Tensor:
+        refuse_pixel_weight(weight, type(self).__name__)
         num_classes = pred.shape[1]
         probs = F.softmax(pred, dim=1).permute(0, 2, 3, 1).reshape(
             -1, num_classes)

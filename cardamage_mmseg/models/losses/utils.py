@@ -63,3 +63,23 @@ def weighted_class_mean(score: torch.Tensor,
             raise ValueError('exclude_background needs >= 2 classes')
         w[0] = 0
     return (w * score).sum() / w.sum()
+
+
+def refuse_pixel_weight(weight: Optional[torch.Tensor], loss: str) -> None:
+    """Region losses (Dice, IoU, Lovasz) score whole masks: a per-pixel
+    weight (mmseg's ``seg_weight``, from a pixel sampler such as OHEM) has
+    no meaning there, so it is refused rather than silently dropped."""
+    if weight is not None:
+        raise ValueError(
+            f'{loss}: per-pixel weights (a pixel sampler such as OHEM) have '
+            f'no meaning for a region loss; use the sampler with '
+            f'WeightedCrossEntropyLoss or SoftmaxFocalLoss, or remove it')
+
+
+def safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den``, and 1 where ``den == 0`` (then ``num == 0`` too: a
+    class absent from target and prediction scores perfectly), with
+    finite gradients everywhere."""
+    empty = den == 0
+    ratio = num / torch.where(empty, torch.ones_like(den), den)
+    return torch.where(empty, torch.ones_like(ratio), ratio)
