@@ -132,3 +132,30 @@ def test_check_state_dict_names_every_kind_of_mismatch():
     assert '1 unexpected key(s) (first: extra)' in str(err.value)
     assert '1.weight (5, 3) (model: (1, 3))' in str(err.value)
     assert '--partial-checkpoint' in str(err.value)
+
+
+def test_offline_pretrained_download_says_where_to_put_the_file(
+        tmp_path, monkeypatch):
+    """Without internet, training ended in a raw URLError traceback."""
+    import urllib.error
+
+    import torch.hub
+
+    from cardamage_mmseg.utils.checkpoint import DownloadError, \
+        _load_from_http
+
+    def offline(url, dst, progress=True):
+        raise urllib.error.URLError('[Errno -3] Temporary failure in name '
+                                    'resolution')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', offline)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    url = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/' \
+          'segformer/mit_b3_20220624-13b1141c.pth'
+    with pytest.raises(DownloadError) as info:
+        _load_from_http(url)
+    text = str(info.value)
+    assert url in text and 'name resolution' in text
+    assert str(tmp_path / 'hub' / 'checkpoints' /
+               'mit_b3_20220624-13b1141c.pth') in text
+    assert 'init_cfg.checkpoint=PATH' in text and 'init_cfg=None' in text

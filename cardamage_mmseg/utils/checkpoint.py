@@ -43,6 +43,11 @@ class CheckpointMismatchError(CheckpointError):
     """The checkpoint's weights do not fit the model of the config."""
 
 
+class DownloadError(CheckpointError):
+    """Pretrained weights could not be downloaded (no internet, a proxy,
+    a moved file); the message says where to put them by hand."""
+
+
 #: how many keys a mismatch message shows per kind
 SHOWN_KEYS = 3
 PARTIAL_HINT = ('To load it partly anyway (what does not fit stays as '
@@ -207,7 +212,19 @@ def _load_from_http(filename: str, map_location=None, model_dir=None) -> Any:
     cached = osp.join(model_dir, osp.basename(urlparse(filename).path))
     rank, world_size = get_dist_info()
     if rank == 0 and not osp.isfile(cached):
-        download_url_to_file(filename, cached, progress=True)
+        try:
+            download_url_to_file(filename, cached, progress=True)
+        except OSError as err:  # URLError, HTTPError, timeouts, ...
+            raise DownloadError(
+                f'cannot download the pretrained weights {filename} '
+                f'({type(err).__name__}: {err}). Without internet: fetch '
+                f'that file elsewhere and put it at {cached} (the download '
+                f'cache, $TORCH_HOME/hub/checkpoints), or point the config '
+                f'at a local copy (for the backbone of most configs: '
+                f'--cfg-options model.backbone.init_cfg.checkpoint=PATH), '
+                f'or train from random weights (--cfg-options '
+                f'model.backbone.init_cfg=None; expect far lower scores)'
+            ) from None
     if world_size > 1:
         torch.distributed.barrier()
     return load_checkpoint_file(cached, map_location)
