@@ -154,3 +154,15 @@ def members(tmp_path_factory, demo_converted):
         assert res.returncode == 0, res.stderr[-2000:]
         out[name] = (cfg, osp.join(work, 'iter_2.pth'))
     return out
+
+
+def load_tool(relpath):
+    """A tool script (tools/infer.py, ...) as a module, to call its
+    ``main(argv)`` in this process (no interpreter start per call)."""
+    import importlib.util
+    path = osp.join(REPO, relpath)
+    name = 'tool_' + osp.splitext(relpath)[0].replace('/', '_')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,5 +1,7 @@
-"""Files: which names are photos, and atomic writes (a killed process never
-leaves a truncated file under the final name)."""
+"""Files: which names are photos, and atomic writes (a killed process, a
+full disk or a short write never leaves a truncated file under the final
+name)."""
+import errno
 import os
 import os.path as osp
 import tempfile
@@ -24,6 +26,17 @@ def _umask() -> int:
 
 _UMASK = _umask()
 
+#: prefix of the temporary files of :func:`atomic_write` (a converter's
+#: re-run removes leftovers with this prefix and :data:`TMP_SUFFIX`)
+TMP_PREFIX = '.tmp-'
+#: suffix of those temporary files (after the final name's extension)
+TMP_SUFFIX = '.part'
+
+
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is a temporary file :func:`atomic_write` left."""
+    return name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)
+
 
 def atomic_write(path: str, write: Callable[[str], object]) -> None:
     """Call ``write(tmp_path)`` on a temporary file in ``path``'s folder,
@@ -34,8 +47,8 @@ def atomic_write(path: str, write: Callable[[str], object]) -> None:
     user or a container."""
     folder = osp.dirname(path) or '.'
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=folder,
-                               suffix=osp.splitext(path)[1])
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder,
+                               suffix=osp.splitext(path)[1] + TMP_SUFFIX)
     os.close(fd)
     try:
         write(tmp)
@@ -45,3 +58,34 @@ def atomic_write(path: str, write: Callable[[str], object]) -> None:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _write_all(fd: int, data: bytes, path: str) -> None:
+    """``os.write`` until every byte is out; a write that makes no progress
+    is a full disk (``ENOSPC``)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        view = view[n:]
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_write`). Every
+    byte is written and the file's size checked before the rename, so a
+    full disk or a short write raises ``OSError`` naming ``path`` and
+    leaves neither a truncated file nor a temporary one (no fsync: a
+    power cut may still lose the newest files, which a re-run redoes)."""
+    def write(tmp: str) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        try:
+            _write_all(fd, data, path)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if size != len(data):
+            raise OSError(errno.EIO, f'wrote {size} of {len(data)} bytes',
+                          path)
+
+    atomic_write(path, write)

@@ -3,10 +3,13 @@
 A photo is read with its EXIF orientation applied (as phones, browsers and
 annotation tools show it) and comes out as RGB uint8. Grayscale, palette and
 RGBA/LA images are converted (alpha dropped); 16-bit and float images are
-scaled (:func:`scale_to_uint8`), never saturated.
+scaled (:func:`scale_to_uint8`), never saturated. A photo above the pixel
+limit (:data:`MAX_PIXELS`, the same for every tool and the service) is an
+:class:`ImageReadError`, found from the header before any pixel is decoded.
 """
 import io
 import os
+import warnings
 from typing import Any, Tuple, Union
 
 import numpy as np
@@ -18,6 +21,9 @@ ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image, bytes,
 
 #: PIL modes whose values are not 8-bit and need scaling
 WIDE_MODES = ('I;16', 'I;16B', 'I;16L', 'I', 'F')
+
+#: default pixel limit (width x height) of one photo: 100 MP
+MAX_PIXELS = 100_000_000
 
 
 class ImageReadError(ValueError):
@@ -48,20 +54,80 @@ def pil_to_rgb(img: Image.Image, name: str = 'image') -> np.ndarray:
     return np.asarray(img.convert('RGB'))
 
 
-def read_image_rgb(path: str) -> np.ndarray:
+def encode_image(img: Image.Image, format: str, **params: Any) -> bytes:
+    """``img`` encoded as ``format`` ('PNG', 'JPEG', ...) in memory: the
+    bytes :func:`~.files.atomic_write_bytes` writes and checks."""
+    buf = io.BytesIO()
+    img.save(buf, format=format, **params)
+    return buf.getvalue()
+
+
+#: EXIF orientation tag and what each value asks a viewer to do
+EXIF_ORIENTATION_TAG = 0x0112
+ORIENTATIONS = {2: 'mirrored', 3: 'rotated 180', 4: 'flipped',
+                5: 'transposed', 6: 'rotated 90', 7: 'transversed',
+                8: 'rotated 270'}
+
+
+def exif_orientation(path: str) -> int:
+    """The EXIF orientation of an image file (1: upright or no tag; 0 for
+    a file that cannot be read: others report that). Reads the header
+    only."""
+    try:
+        with Image.open(path) as img:
+            value = img.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except Exception:
+        return 0
+    return value if value in ORIENTATIONS else 1
+
+
+def orientation_problem(img_path: str, seg_path: str) -> str:
+    """'' if the photo has no EXIF turn, else why an image/mask pair with
+    one cannot be trusted and the fix."""
+    value = exif_orientation(img_path)
+    if value not in ORIENTATIONS:
+        return ''
+    return (f'{img_path} carries EXIF orientation {value} '
+            f'({ORIENTATIONS[value]}): OpenCV/mmcv turn the photo as they '
+            f'load it, its mask {seg_path} is not turned, so they may not '
+            f'line up. Save the photo upright without the tag (e.g. '
+            f'PIL.ImageOps.exif_transpose(img).save(path)) and check that '
+            f'the mask fits the upright photo; the converters in '
+            f'tools/dataset_converters do both')
+
+
+def check_pixels(width: int, height: int, name: str,
+                 max_pixels: int = MAX_PIXELS) -> None:
+    """Raise :class:`ImageReadError` if ``width x height`` is above
+    ``max_pixels`` (0 or None: no limit)."""
+    if max_pixels and width * height > max_pixels:
+        raise ImageReadError(
+            f'{name}: {width}x{height} is {width * height / 1e6:.1f} MP, '
+            f'above the pixel limit of {max_pixels / 1e6:g} MP (raise it '
+            f'with --max-pixels / max_pixels, or shrink the photo)')
+
+
+def read_image_rgb(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read any photo as RGB uint8 with its EXIF orientation applied.
 
-    Raises :class:`ImageReadError` naming ``path`` for anything unreadable.
+    Raises :class:`ImageReadError` naming ``path`` for anything unreadable
+    or above ``max_pixels``.
     """
-    return _decode(path, path)
+    return _decode(path, path, max_pixels)
 
 
-def _decode(source: Any, name: str) -> np.ndarray:
+def _decode(source: Any, name: str, max_pixels: int = MAX_PIXELS
+            ) -> np.ndarray:
     """Open ``source`` (a path or a binary stream) as an oriented RGB
     uint8 array; any failure is an :class:`ImageReadError` naming ``name``.
     """
     try:
-        with Image.open(source) as img:
+        with warnings.catch_warnings():
+            # our own limit applies (Pillow warns from 89 MP)
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            img = Image.open(source)
+        with img:
+            check_pixels(*img.size, name, max_pixels)
             img.load()
             return pil_to_rgb(ImageOps.exif_transpose(img), name)
     except ImageReadError:
@@ -71,7 +137,8 @@ def _decode(source: Any, name: str) -> np.ndarray:
                              f'{type(err).__name__}: {err}') from None
 
 
-def to_rgb_array(image: np.ndarray, name: str = 'array') -> np.ndarray:
+def to_rgb_array(image: np.ndarray, name: str = 'array',
+                 max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Normalise a numpy image (H, W), (H, W, 1|3|4), any int/float/bool
     dtype (RGB order assumed) to RGB uint8 (values: :func:`scale_to_uint8`).
     """
@@ -80,13 +147,15 @@ def to_rgb_array(image: np.ndarray, name: str = 'array') -> np.ndarray:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
         raise ImageReadError(f'{name}: shape {arr.shape} is not an image')
+    check_pixels(arr.shape[1], arr.shape[0], name, max_pixels)
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     arr = arr[..., :3]
     return np.ascontiguousarray(scale_to_uint8(arr, name))
 
 
-def load_rgb(item: Any, index: int = 0) -> Tuple[np.ndarray, str]:
+def load_rgb(item: Any, index: int = 0, max_pixels: int = MAX_PIXELS
+             ) -> Tuple[np.ndarray, str]:
     """Any photo an API caller may hold -> (RGB uint8, source name).
 
     A path (``str`` or ``os.PathLike``: :func:`read_image_rgb`), a PIL
@@ -94,23 +163,24 @@ def load_rgb(item: Any, index: int = 0) -> Tuple[np.ndarray, str]:
     binary file object (EXIF orientation applied to all three), or a numpy
     array (:func:`to_rgb_array`). The source is the path, else
     ``<image|bytes|file|array INDEX>``. Anything else raises ``TypeError``
-    naming its type.
+    naming its type; one above ``max_pixels`` an :class:`ImageReadError`.
     """
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
-        return read_image_rgb(path), path
+        return read_image_rgb(path, max_pixels), path
     if isinstance(item, np.ndarray):
         name = f'<array {index}>'
-        return to_rgb_array(item, name), name
+        return to_rgb_array(item, name, max_pixels), name
     if isinstance(item, Image.Image):
         name = f'<image {index}>'
+        check_pixels(*item.size, name, max_pixels)
         return pil_to_rgb(ImageOps.exif_transpose(item), name), name
     if isinstance(item, (bytes, bytearray, memoryview)):
         name = f'<bytes {index}>'
-        return _decode(io.BytesIO(bytes(item)), name), name
+        return _decode(io.BytesIO(bytes(item)), name, max_pixels), name
     if hasattr(item, 'read'):
         name = f'<file {index}>'
-        return _decode(item, name), name
+        return _decode(item, name, max_pixels), name
     raise TypeError(f'input {index}: {type(item).__name__} is not an image '
                     f'(give a path, a PIL image, a numpy array, encoded '
                     f'bytes or a binary file object)')

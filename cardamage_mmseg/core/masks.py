@@ -5,7 +5,8 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from .files import atomic_write
+from .files import atomic_write_bytes
+from .image import encode_image
 from .palette import AIHUB_PALETTE, flat_palette
 
 
@@ -33,4 +34,4 @@ def save_mask(mask: np.ndarray, path: str,
     img = Image.fromarray(np.asarray(mask, dtype=np.uint8), mode='P')
     img.putpalette(flat_palette(AIHUB_PALETTE if palette is None
                                 else palette))
-    atomic_write(path, lambda p: img.save(p, format='PNG'))
+    atomic_write_bytes(path, encode_image(img, 'PNG'))

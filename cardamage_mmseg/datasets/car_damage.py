@@ -14,6 +14,7 @@ ignore index 255, and (per sample, through
 :class:`CheckSegSample`) size mismatches, RGB masks, out-of-range values and
 unreadable files.
 """
+import os
 import os.path as osp
 from typing import List
 
@@ -79,8 +80,9 @@ class CarDamageDataset(BaseSegDataset):
                         f'does not exist. {PREPARE_HINT}')
         # hidden files (e.g. ".tmp-*" of an interrupted conversion) are not
         # samples
-        data_list = [d for d in super().load_data_list()
+        data_list = [d for d in super().load_data_list() + self._other_case()
                      if not osp.basename(d['img_path']).startswith('.')]
+        data_list.sort(key=lambda d: d['img_path'])
         if not data_list:
             raise DatasetError(
                 f'{self.__class__.__name__}: no "*{self.img_suffix}" images '
@@ -104,6 +106,32 @@ class CarDamageDataset(BaseSegDataset):
             info['num_classes'] = num_classes
             info['ignore_index'] = self.ignore_index
         return data_list
+
+    def _other_case(self) -> List[dict]:
+        """Images whose suffix differs from ``img_suffix`` only in case
+        (``UPPER.JPG``), which mmseg's case-sensitive scan drops silently
+        (the checker counts them, as cameras write them)."""
+        img_dir = self.data_prefix.get('img_path', '')
+        ann_dir = self.data_prefix.get('seg_map_path', None)
+        if (self.ann_file and osp.isfile(self.ann_file)) or \
+                not osp.isdir(img_dir):
+            return []
+        suffix = self.img_suffix
+        extra = []
+        for root, _, names in os.walk(img_dir):
+            for name in names:
+                if name.lower().endswith(suffix.lower()) and \
+                        not name.endswith(suffix):
+                    path = osp.join(root, name)
+                    rel = osp.relpath(path, img_dir)[:-len(suffix)]
+                    info = dict(img_path=path, label_map=self.label_map,
+                                reduce_zero_label=self.reduce_zero_label,
+                                seg_fields=[])
+                    if ann_dir is not None:
+                        info['seg_map_path'] = osp.join(
+                            ann_dir, rel + self.seg_map_suffix)
+                    extra.append(info)
+        return extra
 
     def _check_not_ignore_coded(self, data_list: List[dict],
                                 num_classes: int, samples: int = 16) -> None:

@@ -17,6 +17,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from ..core.files import is_temporary
+from ..core.image import orientation_problem
 from ..core.masks import out_of_range_values
 
 
@@ -34,10 +36,14 @@ class SplitReport:
 
 
 def _files(folder: str, suffix: str) -> Dict[str, str]:
+    """{name without suffix: path} of the files ending in ``suffix`` in any
+    case (``UPPER.JPG`` is an image, as the dataset reads it), without
+    temporary files of an interrupted conversion."""
     out = {}
     for root, _, names in os.walk(folder):
         for name in names:
-            if name.endswith(suffix) and not name.startswith('.tmp-'):
+            if name.lower().endswith(suffix.lower()) and \
+                    not is_temporary(name):
                 path = osp.join(root, name)
                 out[osp.relpath(path, folder)[:-len(suffix)]] = path
     return out
@@ -92,6 +98,10 @@ def check_split(data_root: str, split: str, num_classes: int,
             report.problems.append(
                 (masks[key], f'mask is {mode} with shape {seg.shape}; '
                              f'expected single-channel class ids'))
+            continue
+        problem = orientation_problem(img_path, masks[key])
+        if problem:
+            report.problems.append((img_path, problem))
             continue
         if (seg.shape[1], seg.shape[0]) != img_size:
             report.problems.append(

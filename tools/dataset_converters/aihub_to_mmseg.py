@@ -21,7 +21,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 from cardamage_mmseg.datasets.converters import (  # noqa: E402
     ConversionError, assign_splits, kept_split_note, load_aihub_entries,
-    run_conversion)
+    printable, run_conversion)
 
 
 def parse_args(argv=None):
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
                                  args.overwrite, skipped,
                                  desc=f'AI Hub -> {args.out}')
     except (ConversionError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {printable(str(err))}', file=sys.stderr)
         return 2
     print(summary.report())
     if kept:

@@ -17,15 +17,14 @@ Modes:
   Breakage > Crushed > Separated > Scratched (polygons are painted in the
   reverse order).
 """
-import json
 import os
 import os.path as osp
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from ...core.files import IMAGE_SUFFIXES
-from .common import (ConversionError, Entry, Polygon, finite_number,
+from .common import (ConversionError, Entry, Polygon, finite_number, read_json,
                      safe_stem)
 
 AIHUB_CLASS_IDS = {'Scratched': 1, 'Separated': 2, 'Crushed': 3,
@@ -106,6 +105,25 @@ def parse_label(data: Any, mode: str) -> Tuple[Dict[str, Any], List[Polygon],
     return info, polygons, problems
 
 
+def _pair(label: str, label_root: str, candidates: List[str],
+          img_root: str) -> Tuple[Optional[str], str]:
+    """The image of a label: the one with its stem in the label's own
+    sub-folder (relative to the roots), else the only image with its stem
+    anywhere; several elsewhere and none in that folder is ambiguous."""
+    if not candidates:
+        return None, 'no image with this name'
+    folder = osp.dirname(osp.relpath(label, label_root))
+    same = [p for p in candidates
+            if osp.dirname(osp.relpath(p, img_root)) == folder]
+    if same:
+        return same[0], ''
+    if len(candidates) == 1:
+        return candidates[0], ''
+    return None, (f'{len(candidates)} images with this name in other '
+                  f'folders ({", ".join(candidates[:3])}) and none in '
+                  f'{folder or "the root"}: which one is meant is unknown')
+
+
 def load_aihub_entries(img_root: str, label_root: str, mode: str = 'binary'
                        ) -> Tuple[List[Entry], List[Tuple[str, str]]]:
     """Match label JSONs to images by stem across both trees.
@@ -117,15 +135,10 @@ def load_aihub_entries(img_root: str, label_root: str, mode: str = 'binary'
     for folder, what in ((img_root, 'image'), (label_root, 'label')):
         if not osp.isdir(folder):
             raise ConversionError(f'{what} folder not found: {folder}')
-    images: Dict[str, str] = {}
+    images: Dict[str, List[str]] = {}
     skipped: List[Tuple[str, str]] = []
     for path in sorted(_walk(img_root, IMAGE_SUFFIXES)):
-        stem = safe_stem(path)
-        if stem in images:
-            skipped.append((path, f'duplicate image name (kept '
-                                  f'{images[stem]})'))
-        else:
-            images[stem] = path
+        images.setdefault(safe_stem(path), []).append(path)
     labels = sorted(_walk(label_root, ('.json',)))
     if not labels:
         raise ConversionError(f'no *.json label files under {label_root}')
@@ -139,12 +152,12 @@ def load_aihub_entries(img_root: str, label_root: str, mode: str = 'binary'
             skipped.append((path, 'duplicate label name'))
             continue
         seen.add(stem)
-        if stem not in images:
-            skipped.append((path, 'no image with this name'))
+        image, why = _pair(path, label_root, images.get(stem, []), img_root)
+        if image is None:
+            skipped.append((path, why))
             continue
         try:
-            with open(path, 'rb') as f:
-                data = json.loads(f.read().decode('utf-8', 'replace'))
+            data = read_json(path)
             info, polygons, problems = parse_label(data, mode)
         except (ValueError, RecursionError) as err:
             skipped.append((path, f'bad label JSON: {err}'))
@@ -152,6 +165,6 @@ def load_aihub_entries(img_root: str, label_root: str, mode: str = 'binary'
         size = None
         if info.get('width') and info.get('height'):
             size = (int(info['width']), int(info['height']))
-        entries.append(Entry(images[stem], stem, polygons, 'train', size,
+        entries.append(Entry(image, stem, polygons, 'train', size,
                              problems))
     return entries, skipped

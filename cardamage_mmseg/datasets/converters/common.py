@@ -13,6 +13,8 @@ class ids) into ``img_dir/<split>/<stem>.jpg`` and
   never leaves a truncated file, and a re-run skips finished pairs;
 - a bad polygon or image is skipped and reported with its reason.
 """
+import errno
+import hashlib
 import json
 import math
 import os
@@ -26,7 +28,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ...core import masks
-from ...core.files import atomic_write
+from ...core.files import atomic_write_bytes, is_temporary
+from ...core.image import encode_image
 from ...core.image import pil_to_rgb
 from ...utils.deprecation import moved_names
 
@@ -40,6 +43,15 @@ BORDER_TOLERANCE = 2.0
 
 class ConversionError(RuntimeError):
     """The input as a whole cannot be converted (wrong folder, empty, ...)."""
+
+
+class WriteError(ConversionError):
+    """The output cannot be written at all (a full disk, a quota): the run
+    stops (with its report, where that can still be written)."""
+
+
+#: write errors that stop a run (every later file would fail too)
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 
 
 @dataclass
@@ -140,7 +152,7 @@ def read_image(path: str, annotated_size: Optional[Tuple[int, int]] = None
 
 
 def save_jpeg(img: Image.Image, path: str, quality: int = 95) -> None:
-    atomic_write(path, lambda p: img.save(p, format='JPEG', quality=quality))
+    atomic_write_bytes(path, encode_image(img, 'JPEG', quality=quality))
 
 
 def convert_entry(entry: Entry, out_root: str, size: int = 0,
@@ -176,8 +188,16 @@ def convert_entry(entry: Entry, out_root: str, size: int = 0,
     else:
         out_w, out_h = width, height
     mask = rasterize(kept, (out_w, out_h), (out_w / width, out_h / height))
-    save_jpeg(img, img_out)
-    masks.save_mask(mask, ann_out)
+    try:
+        save_jpeg(img, img_out)
+        masks.save_mask(mask, ann_out)
+    except OSError as err:
+        if err.errno in DISK_ERRNOS:
+            raise WriteError(f'cannot write {err.filename or img_out}: '
+                             f'{err.strerror or err}') from None
+        return EntryResult(entry.stem, 'skipped', problems=problems + [
+            f'image {entry.image_path} skipped: cannot write its outputs: '
+            f'{err}'])
     return EntryResult(entry.stem, 'written', len(kept), problems)
 
 
@@ -222,7 +242,7 @@ class Summary:
                      f'{k}={v}' for k, v in sorted(self.per_split.items()))]
         if self.problems:
             lines.append(f'{len(self.problems)} problem(s):')
-            lines += [f'  {s}: {r}' for s, r in self.problems[:50]]
+            lines += [printable(f'  {s}: {r}') for s, r in self.problems[:50]]
             if len(self.problems) > 50:
                 lines.append(f'  ... {len(self.problems) - 50} more in the '
                              f'JSON report')
@@ -241,48 +261,99 @@ def run_conversion(entries: List[Entry], out_root: str, size: int = 0,
         summary.problems.append(
             ('(output)', f'removed {removed} partial file(s) left by an '
                          f'interrupted run'))
+    unmatched = list(unmatched)
     summary.problems.extend(unmatched)
-    summary.skipped += len(summary.problems)
+    summary.skipped += len(unmatched)  # images; not the removed partials
     split_of = {e.stem: e.split for e in entries}
     tasks = [(e, out_root, size, overwrite) for e in entries]
-    if nproc > 1 and len(tasks) > 1:
-        with Pool(nproc) as pool:
-            results = pool.imap_unordered(_convert_star, tasks, chunksize=4)
-            for res in tqdm(results, total=len(tasks), desc=desc,
-                            unit='img'):
+    stopped = None
+    try:
+        if nproc > 1 and len(tasks) > 1:
+            with Pool(nproc) as pool:
+                results = pool.imap_unordered(_convert_star, tasks,
+                                              chunksize=4)
+                for res in tqdm(results, total=len(tasks), desc=desc,
+                                unit='img'):
+                    summary.add(res, split_of[res.stem])
+        else:
+            for task in tqdm(tasks, desc=desc, unit='img'):
+                res = _convert_star(task)
                 summary.add(res, split_of[res.stem])
-    else:
-        for task in tqdm(tasks, desc=desc, unit='img'):
-            res = _convert_star(task)
-            summary.add(res, split_of[res.stem])
-    os.makedirs(out_root, exist_ok=True)
+    except WriteError as err:
+        stopped = err
     splits = '-'.join(sorted({e.split for e in entries})) or 'none'
     report = osp.join(out_root, f'conversion_report_{splits}.json')
     summary.report_path = report
-    atomic_write(report, lambda p: open(p, 'w', encoding='utf-8').write(
-        json.dumps(summary.as_dict(), indent=1, ensure_ascii=False)))
+    try:
+        os.makedirs(out_root, exist_ok=True)
+        atomic_write_bytes(report, json.dumps(
+            summary.as_dict(), indent=1, ensure_ascii=False).encode(
+                'utf-8', 'backslashreplace'))  # undecodable names visible
+        where = f'the report of what finished: {report}'
+    except OSError as err:
+        if stopped is None:
+            raise WriteError(f'cannot write the report {report}: '
+                             f'{err}') from None
+        where = f'the report could not be written either ({err})'
+    if stopped is not None:
+        raise WriteError(f'stopped after {summary.written} written '
+                         f'image(s): {stopped}; {where}. Free some space '
+                         f'and run the same command again: finished pairs '
+                         f'are kept') from None
     return summary
 
 
 def remove_stale_temporaries(out_root: str) -> int:
-    """Delete ``.tmp-*`` files a killed run left in ``img_dir``/``ann_dir``
-    (finished files are never temporary: they are renamed into place).
-    Do not run two conversions into one folder at the same time."""
+    """Delete the temporary files (:func:`~...core.files.is_temporary`:
+    ``.tmp-*.part``) a killed run left in ``img_dir``/``ann_dir``; a
+    photo whose own name starts with ``.tmp-`` is not one. Do not run two
+    conversions into one folder at the same time."""
     removed = 0
     for sub in ('img_dir', 'ann_dir'):
         for root, _, names in os.walk(osp.join(out_root, sub)):
             for name in names:
-                if name.startswith('.tmp-'):
+                if is_temporary(name):
                     os.remove(osp.join(root, name))
                     removed += 1
     return removed
 
 
+#: longest output stem in UTF-8 bytes (file systems allow 255 per name,
+#: less the suffix and the temporary file's prefix and suffix)
+MAX_STEM_BYTES = 200
+
+
 def safe_stem(name: str) -> str:
-    """File stem usable on every file system (keeps unicode, drops '/')."""
+    """File stem usable on every file system: keeps unicode; '/', '\\',
+    reserved characters and undecodable bytes become '_'; a leading '.'
+    too (no hidden outputs); stems longer than :data:`MAX_STEM_BYTES` are
+    cut and end in a hash of the full name (still unique)."""
     stem = osp.splitext(osp.basename(name))[0]
     stem = stem.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
-    return ''.join('_' if c in '\\/:*?"<>|\0' else c for c in stem) or '_'
+    stem = ''.join('_' if c in '\\/:*?"<>|\0\ufffd' else c
+                   for c in stem) or '_'
+    if stem.startswith('.'):
+        stem = '_' + stem[1:]
+    data = stem.encode('utf-8')
+    if len(data) > MAX_STEM_BYTES:
+        digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+        cut = data[:MAX_STEM_BYTES - 13].decode('utf-8', 'ignore')
+        stem = f'{cut}_{digest}'
+    return stem
+
+
+def read_json(path: str):
+    """A JSON file as written by any tool: UTF-8 with or without a byte
+    order mark (Windows editors add one); undecodable bytes are replaced.
+    Raises ``ValueError`` for invalid JSON."""
+    with open(path, 'rb') as f:
+        return json.loads(f.read().decode('utf-8-sig', 'replace'))
+
+
+def printable(text: str) -> str:
+    """``text`` with undecodable file-name bytes shown as escapes (print
+    and JSON writers fail on them)."""
+    return text.encode('utf-8', 'backslashreplace').decode('utf-8')
 
 
 def finite_number(value) -> bool:

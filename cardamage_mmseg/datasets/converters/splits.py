@@ -10,12 +10,15 @@ separate manifest to lose. New photos are shuffled into the splits by
 import os
 import os.path as osp
 import random
+import re
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ...core.files import is_image_file
 from .common import ConversionError, Entry
 
 SPLIT_NAMES = ('train', 'val', 'test')
+#: what a split name may be: one folder name
+SPLIT_NAME = re.compile(r'[A-Za-z0-9_.-]+')
 
 
 def split_stems(stems: Sequence[str], ratios: Sequence[float],
@@ -42,6 +45,22 @@ def split_stems(stems: Sequence[str], ratios: Sequence[float],
             assignment[stem] = name
         start = end
     return assignment
+
+
+def check_split_name(split: str) -> None:
+    """A split is one plain folder name (``train``, ``val_2``): never a
+    path (``../../X`` would write outside the output folder)."""
+    if not SPLIT_NAME.fullmatch(split or '') or split in ('.', '..'):
+        raise ConversionError(
+            f'split name {split!r}: use one folder name of letters, digits, '
+            f'"_", "-" or "." (e.g. train, val, test), not a path')
+
+
+def check_out_root(out_root: str) -> None:
+    """The output root is a folder or does not exist yet."""
+    if osp.exists(out_root) and not osp.isdir(out_root):
+        raise ConversionError(f'--out {out_root} is a file, not a folder: '
+                              f'give a folder for img_dir/ and ann_dir/')
 
 
 def splits_on_disk(out_root: str) -> Dict[str, Set[str]]:
@@ -82,6 +101,9 @@ def assign_splits(entries: List[Entry], out_root: str,
     """
     if (ratios is None) == (split is None):
         raise ValueError('give either ratios or split')
+    check_out_root(out_root)
+    if split is not None:
+        check_split_name(split)
     on_disk = splits_on_disk(out_root)
     leaked = sorted(s for s, where in on_disk.items() if len(where) > 1)
     if leaked:

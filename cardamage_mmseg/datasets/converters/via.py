@@ -15,13 +15,13 @@ object whose true keys are the names) and mapped through ``class_map``:
 ``{name: id}`` where id 255 paints ignore, and ``None`` drops the region.
 Anything malformed is reported, never fatal.
 """
-import json
 import os.path as osp
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .common import ConversionError, Entry, Polygon, finite_number, safe_stem
+from .common import (ConversionError, Entry, Polygon, finite_number,
+                     read_json, safe_stem)
 
 SKIP = None  # class_map value that drops a region
 
@@ -118,8 +118,7 @@ def load_via_entries(json_path: str, img_dir: str, class_key: str = 'name',
     if not osp.isdir(img_dir):
         raise ConversionError(f'image folder not found: {img_dir}')
     try:
-        with open(json_path, 'rb') as f:
-            data = json.loads(f.read().decode('utf-8', 'replace'))
+        data = read_json(json_path)
     except (ValueError, RecursionError) as err:
         raise ConversionError(f'{json_path} is not valid JSON: {err}')
     entries: Dict[str, Entry] = {}

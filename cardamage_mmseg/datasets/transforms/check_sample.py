@@ -12,6 +12,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
+from ...core.image import orientation_problem
 from ...core.masks import out_of_range_values
 
 
@@ -20,8 +21,10 @@ class CheckSegSample(BaseTransform):
     """Validate one loaded image/mask pair.
 
     Contract: ``gt_seg_map`` is 2-D, has the image's height and width as
-    loaded (``ori_shape``), and
-    every value is in ``[0, num_classes)`` or equals ``ignore_index``.
+    loaded (``ori_shape``), every value is in ``[0, num_classes)`` or
+    equals ``ignore_index``, and the image file carries no EXIF orientation
+    (mmcv turns such a photo as it loads it, the mask is not turned: a
+    180-degree tag keeps the size and would train on misaligned pairs).
 
     Args:
         num_classes (int, optional): Used when the data info does not carry
@@ -45,6 +48,10 @@ class CheckSegSample(BaseTransform):
         if seg is None:
             return results
         seg_path = results.get('seg_map_path', '<array>')
+        if isinstance(img_path, str) and img_path != '<array>':
+            problem = orientation_problem(img_path, seg_path)
+            if problem:
+                raise ValueError(problem)
         if seg.ndim != 2:
             raise ValueError(
                 f'{seg_path}: mask has shape {seg.shape}; expected a '
