@@ -8,14 +8,16 @@ _base_ = [
     './_base_/datasets/car_damage.py', './_base_/default_runtime.py',
     './_base_/schedules/schedule_20k.py'
 ]
+# member configs: relative to this folder (then the working directory);
+# checkpoints: relative to the working directory (then this folder)
 model = dict(
     type='EnsembleSegmentor',
     members=[
         dict(
-            config='configs/dpt_vit-b16_cardamage.py',
+            config='dpt_vit-b16_cardamage.py',
             checkpoint='work_dirs/dpt_vit-b16_cardamage/iter_20000.pth'),
         dict(
-            config='configs/segformer_b3_cardamage.py',
+            config='segformer_b3_cardamage.py',
             checkpoint='work_dirs/segformer_b3_cardamage/iter_20000.pth'),
     ],
     fusion='union')

@@ -4,15 +4,15 @@ _base_ = ['./ensemble_dpt_segformer_cardamage.py']
 model = dict(
     members=[
         dict(
-            config='configs/dpt_vit-b16_cardamage.py',
+            config='dpt_vit-b16_cardamage.py',
             checkpoint='work_dirs/dpt_vit-b16_cardamage/iter_20000.pth',
             weight=0.6),
         dict(
-            config='configs/upernet_swin-t_cardamage.py',
+            config='upernet_swin-t_cardamage.py',
             checkpoint='work_dirs/upernet_swin-t_cardamage/iter_20000.pth',
             weight=0.3),
         dict(
-            config='configs/segformer_b3_cardamage.py',
+            config='segformer_b3_cardamage.py',
             checkpoint='work_dirs/segformer_b3_cardamage/iter_20000.pth',
             weight=0.1),
     ],

@@ -200,3 +200,47 @@ def test_tools_test_runs_an_ensemble_config(members, tmp_path,
     assert 'mIoU' in metrics and 'IoU.damage' in metrics
     res = run_tool('tools/train.py', str(cfg), '--work-dir', work)
     assert res.returncode != 0 and 'cannot be trained' in res.stderr
+
+
+def test_member_paths_are_found_from_any_working_directory(
+        members, tmp_path, monkeypatch):
+    """Member paths were resolved against the working directory only: from
+    any folder but the repo root an ensemble config failed."""
+    import shutil
+
+    from cardamage_mmseg.utils.config import load_config
+    cfg, ckpt = members['b0']
+    home = tmp_path / 'ensembles'
+    home.mkdir()
+    shutil.copy(cfg, home / 'member.py')  # beside the ensemble config
+    shutil.copy(ckpt, home / 'member.pth')
+    ens = write_ensemble_config(home / 'ens.py', [('member.py',
+                                                   'member.pth')])
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    model_cfg = load_config(ens).model
+    located = EnsembleSegmentor._locate(0, dict(model_cfg.members[0]),
+                                        model_cfg.config_dir)
+    assert located['config'] == str(home / 'member.py')
+    assert located['checkpoint'] == str(home / 'member.pth')
+    # a checkpoint relative to the working directory wins (work_dirs/...)
+    (elsewhere / 'member.pth').write_bytes(b'x')
+    located = EnsembleSegmentor._locate(0, dict(model_cfg.members[0]),
+                                        model_cfg.config_dir)
+    assert located['checkpoint'] == str(elsewhere / 'member.pth')
+    with pytest.raises(FileNotFoundError) as info:
+        EnsembleSegmentor._locate(1, dict(config='member.py',
+                                          checkpoint='work/x.pth'),
+                                  str(home))
+    assert 'ensemble member 1: checkpoint file work/x.pth not found' in \
+        str(info.value)
+    assert str(elsewhere / 'work' / 'x.pth') in str(info.value)
+    assert str(home / 'work' / 'x.pth') in str(info.value)
+    # the shipped configs name their members relative to configs/
+    shipped = load_config(osp.join(osp.dirname(osp.dirname(
+        osp.abspath(__file__))), 'configs',
+        'ensemble_dpt_segformer_cardamage.py')).model
+    for member in shipped.members:
+        EnsembleSegmentor._locate(0, dict(member, checkpoint=ckpt),
+                                  shipped.config_dir)

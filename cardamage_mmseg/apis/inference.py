@@ -9,6 +9,14 @@ per-image damage report.
     >>> seg = DamageSegmenter('configs/segformer_b0_cardamage.py', 'b0.pth')
     >>> [result] = seg('car.jpg')
     >>> result.mask.shape, result.report['damage_share']
+
+Memory: the model runs at its input size; the mask at the photo's size comes
+from the model-size log-probabilities by bilinear upsampling in bands of
+rows (:mod:`~cardamage_mmseg.core.upsample`: the same mask and confidence
+as mmseg's resize-then-argmax, without a float map of every class at the
+photo's size). Photos more elongated than 4:1 go through the model in
+windows (:mod:`~cardamage_mmseg.core.tiles`). Photos above ``max_pixels``
+are refused (:class:`ImageReadError`).
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
@@ -20,15 +28,22 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
 from .. import register  # noqa: F401  (registers the project's modules)
-from ..core.image import ImageLike, ImageReadError, load_rgb, read_image_rgb
+from ..core.image import (MAX_PIXELS, ImageLike, ImageReadError, load_rgb,
+                          read_image_rgb)
+from ..core.outputs import model_identity
 from ..core.palette import palette_for
 from ..core.report import damage_report
+from ..core.tiles import MAX_ASPECT, aspect_windows, max_aspect_for, stitch
+from ..core.upsample import softmax_mean, upsample_to_mask
 from ..engine.amp import AMP_DTYPES, resolve_amp
 from ..engine.speed_hooks import compile_network, to_channels_last
 from ..models.frozen import load_frozen_model
 from ..models.segmentors.ensemble import EnsembleSegmentor
-from ..models.segmentors.probs import group_by_original_size, predict_probs
+from ..models.segmentors.probs import predict_log_probs
 from ..utils.config import ConfigError, check_num_classes, load_config
+
+#: pipeline steps that treat every channel alike (see ``_prepare``)
+CHANNEL_BLIND_STEPS = ('Resize', 'Pad', 'PackSegInputs')
 
 __all__ = ['DamageResult', 'DamageSegmenter', 'ImageReadError',
            'damage_report', 'read_image_rgb']
@@ -37,8 +52,10 @@ __all__ = ['DamageResult', 'DamageSegmenter', 'ImageReadError',
 @dataclass
 class DamageResult:
     """What one image gives. ``mask``: (H, W) uint8 class ids at the
-    original size; ``probs``: (C, H, W) float32 class probabilities;
-    ``report``: the figures of one report line."""
+    original size; ``probs``: (C, h, w) float32 class scores (an
+    ensemble's fused scores) at the model's size, or at the original size
+    (C, H, W) with ``full_probs``; ``report``: the figures of one report
+    line (confidence from the original-size scores)."""
     source: str
     mask: np.ndarray
     probs: np.ndarray
@@ -62,6 +79,11 @@ class DamageSegmenter:
         compile (bool): ``torch.compile`` the network (single models); the
             first batch of each new shape pays the compilation.
         channels_last (bool): channels_last model and inputs.
+        full_probs (bool): ``DamageResult.probs`` at the photo's size
+            (C x H x W floats: 1.2 GB for 3 classes of a 100 MP photo)
+            instead of the model's.
+        max_pixels (int): Photos above this many pixels are refused
+            (``ImageReadError``); default 100 MP, 0 for no limit.
         strict (bool): The checkpoint (each ensemble member's, unless it
             says ``strict``) must fit the model exactly: missing,
             unexpected or mis-shaped keys raise ``CheckpointMismatchError``
@@ -83,7 +105,9 @@ class DamageSegmenter:
                  min_region_fraction: float = 5e-4,
                  cfg_options: Optional[dict] = None,
                  amp: Optional[str] = None, compile: bool = False,
-                 channels_last: bool = False, strict: bool = True) -> None:
+                 channels_last: bool = False, strict: bool = True,
+                 full_probs: bool = False,
+                 max_pixels: int = MAX_PIXELS) -> None:
         init_default_scope('mmseg')
         cfg = load_config(config, cfg_options)
         check_num_classes(cfg, config)
@@ -91,6 +115,8 @@ class DamageSegmenter:
         self.device = device
         self.tta = tta
         self.min_region_fraction = min_region_fraction
+        self.full_probs = full_probs
+        self.max_pixels = max_pixels
         amp = resolve_amp(amp, training=False)
         if amp and amp == 'fp16' and not str(device).startswith('cuda'):
             raise ConfigError(f'amp fp16 needs a CUDA device, not {device}')
@@ -105,6 +131,8 @@ class DamageSegmenter:
             self.model = EnsembleSegmentor(**kwargs).eval()
             self.is_ensemble = True
             classes = self.model.classes
+            checkpoints = [m.get('checkpoint') for m in
+                           self.model.member_files]
         else:
             if not checkpoint:
                 raise ConfigError(f'{config}: a checkpoint is required for '
@@ -112,6 +140,13 @@ class DamageSegmenter:
             self.model, classes = load_frozen_model(cfg, checkpoint, device,
                                                     strict=strict)
             self.is_ensemble = False
+            checkpoints = [checkpoint]
+        #: the same string for the same config, weights and settings: what
+        #: the reuse rule of tools/infer.py compares
+        self.identity = model_identity(
+            [cfg.pretty_text, f'tta={tta}',
+             f'min_region={min_region_fraction}'],
+            checkpoints)
         if (compile or channels_last) and self.is_ensemble:
             raise ConfigError(f'{config}: compile/channels_last apply to '
                               f'one model, not to an ensemble')
@@ -131,47 +166,80 @@ class DamageSegmenter:
         steps = [t for t in dataset_cfg.pipeline if t['type'] not in (
             'LoadImageFromFile', 'LoadAnnotations', 'CheckSegSample')]
         self.pipeline = Compose([dict(type='LoadImageFromNDArray')] + steps)
+        # steps that treat the three channels alike: the RGB photo can go
+        # through them as it is (no full-size BGR copy) and the small model
+        # input is flipped to BGR afterwards
+        self._channel_blind = all(t['type'] in CHANNEL_BLIND_STEPS
+                                  for t in steps)
+        resize = [t for t in steps if t['type'] == 'Resize']
+        self.max_aspect = MAX_ASPECT
+        if resize and resize[0].get('keep_ratio') and isinstance(
+                resize[0].get('scale'), (tuple, list)):
+            self.max_aspect = max_aspect_for(resize[0]['scale'])
 
     # ------------------------------------------------------------------
     def _prepare(self, rgb: np.ndarray, source: str):
-        data = self.pipeline(dict(img=rgb[..., ::-1].copy(), img_path=None))
+        if self._channel_blind:
+            data = self.pipeline(dict(img=rgb, img_path=None))
+            data['inputs'] = data['inputs'].flip(0)  # RGB -> BGR
+        else:
+            data = self.pipeline(dict(img=rgb[..., ::-1].copy(),
+                                      img_path=None))
         sample = data['data_samples']
         sample.set_metainfo(dict(img_path=source))
         return data['inputs'], sample
 
-    def predict_arrays(self, images: Sequence[np.ndarray],
-                       sources: Sequence[str]) -> List[DamageResult]:
-        """Segment RGB uint8 arrays (one forward per group of images with
-        the same original size: same-shape inputs, stackable outputs)."""
-        prepared = [self._prepare(img, src)
-                    for img, src in zip(images, sources)]
-        groups = group_by_original_size([sample for _, sample in prepared])
-        results: List[Optional[DamageResult]] = [None] * len(prepared)
+    def _log_probs(self, inputs, samples) -> np.ndarray:
+        """(B, K, C, h, w) model-size log-probabilities of one batch."""
         autocast = torch.autocast(
             torch.device(self.device).type, dtype=self.autocast_dtype,
             enabled=self.autocast_dtype is not None)
-        for idx in groups:
-            inputs = [prepared[i][0] for i in idx]
-            samples = [prepared[i][1] for i in idx]
+        with autocast:
             if self.is_ensemble:
-                with autocast:
-                    member = self.model.member_probs(inputs, samples)
-                fused = self.model.fuse_batch(member.float())
-                probs = [s for s, _ in fused]
-                labels = [lab for _, lab in fused]
+                out = self.model.member_log_probs(inputs, samples)
             else:
-                with autocast:
-                    p = predict_probs(self.model, inputs, samples,
-                                      self.device, flip=self.tta)
-                p = p.float()
-                probs, labels = list(p), list(p.argmax(dim=1))
-            for i, pr, lab in zip(idx, probs, labels):
-                mask = lab.cpu().numpy().astype(np.uint8)
-                pr = pr.float().cpu().numpy()
-                results[i] = DamageResult(
-                    sources[i], mask, pr,
-                    damage_report(mask, pr, self.classes,
-                                  self.min_region_fraction))
+                out = predict_log_probs(self.model, inputs, samples,
+                                        self.device, flip=self.tta)
+        return out.float().cpu().numpy()
+
+    def predict_arrays(self, images: Sequence[np.ndarray],
+                       sources: Sequence[str]) -> List[DamageResult]:
+        """Segment RGB uint8 arrays. Images (or windows of elongated ones)
+        that the pipeline resizes to the same model size share a forward
+        pass."""
+        pieces = []  # (image index, window, model input, sample)
+        windows = []
+        for i, (img, src) in enumerate(zip(images, sources)):
+            h, w = img.shape[:2]
+            windows.append(aspect_windows(h, w, self.max_aspect))
+            for y0, y1, x0, x1 in windows[-1]:
+                pieces.append((i, *self._prepare(img[y0:y1, x0:x1], src)))
+        groups: Dict[tuple, List[int]] = {}
+        for k, (_, _, sample) in enumerate(pieces):
+            groups.setdefault(tuple(sample.img_shape), []).append(k)
+        outputs: List[Optional[np.ndarray]] = [None] * len(pieces)
+        for idx in groups.values():
+            batch = self._log_probs([pieces[k][1] for k in idx],
+                                    [pieces[k][2] for k in idx])
+            for k, out in zip(idx, batch):
+                outputs[k] = out
+        combine = (self.model.combine_terms if self.is_ensemble
+                   else softmax_mean)
+        results = []
+        for i, (img, src) in enumerate(zip(images, sources)):
+            h, w = img.shape[:2]
+            parts = [out for (j, _, _), out in zip(pieces, outputs)
+                     if j == i]
+            log_probs = stitch(parts, windows[i], h, w)
+            up = upsample_to_mask(log_probs, h, w, combine,
+                                  full_probs=self.full_probs)
+            probs = up['probs'] if self.full_probs else combine(log_probs)[0]
+            report = damage_report(
+                up['mask'], None, self.classes, self.min_region_fraction,
+                confidence=(up['mean_confidence'], up['damage_confidence']))
+            results.append(DamageResult(src, up['mask'],
+                                        np.asarray(probs, np.float32),
+                                        report))
         return results
 
     def __call__(self, images: Union[ImageLike, Sequence[ImageLike]],
@@ -183,7 +251,8 @@ class DamageSegmenter:
             images = [images]
         results = []
         for start in range(0, len(images), batch_size):
-            loaded = [load_rgb(item, start + k) for k, item in
+            loaded = [load_rgb(item, start + k, self.max_pixels)
+                      for k, item in
                       enumerate(images[start:start + batch_size])]
             results.extend(self.predict_arrays([a for a, _ in loaded],
                                                [s for _, s in loaded]))

@@ -10,7 +10,8 @@ interpreter).
 from .files import IMAGE_SUFFIXES, atomic_write, is_image_file
 from .image import (ImageLike, ImageReadError, load_rgb, pil_to_rgb,
                     read_image_rgb, scale_to_uint8, to_rgb_array)
-from .inputs import InputError, collect_inputs, unique_names
+from .inputs import (InputError, check_output_folder, collect_inputs,
+                     unique_names)
 from .masks import holds_damage_ids, out_of_range_values, save_mask
 from .outputs import (finished_report, output_paths, write_outputs,
                       write_summary)
@@ -24,7 +25,8 @@ __all__ = [
     'AIHUB_CLASSES', 'AIHUB_PALETTE', 'BINARY_CLASSES', 'BINARY_PALETTE',
     'IMAGE_SUFFIXES', 'ImageLike', 'ImageReadError', 'InputError',
     'add_legend',
-    'atomic_write', 'collect_inputs', 'colorize', 'damage_report',
+    'atomic_write', 'check_output_folder',
+    'collect_inputs', 'colorize', 'damage_report',
     'finished_report', 'flat_palette', 'holds_damage_ids', 'is_image_file',
     'load_rgb',
     'out_of_range_values', 'output_paths', 'overlay', 'pad_to',

@@ -38,6 +38,28 @@ def unique_names(items: Sequence[Item]) -> List[Item]:
     return out
 
 
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_output_folder(out: str, source: str,
+                        items: Sequence[Item]) -> None:
+    """Refuse an output folder that mixes with the inputs: ``out`` inside
+    (or equal to) the input folder ``source`` (its outputs would be
+    segmented on the next run, and a photo's mask could overwrite a user's
+    ``masks/<name>.png``), or an input photo inside ``out``."""
+    out_real = osp.realpath(out)
+    if osp.isdir(source) and _inside(out_real, osp.realpath(source)):
+        raise InputError(f'--out {out} is inside the input folder {source}: '
+                         f'the outputs would become inputs and could '
+                         f'overwrite files there; choose a folder outside '
+                         f'it')
+    for path, _ in items:
+        if _inside(osp.realpath(path), out_real):
+            raise InputError(f'input {path} lies inside --out {out}: choose '
+                             f'an output folder that holds no input')
+
+
 def collect_inputs(path: str) -> List[Item]:
     """(path, output name) of every photo ``path`` names (see the module
     docstring); :class:`InputError` when there is none."""

@@ -7,20 +7,56 @@ Under the output folder, for a photo with output name ``<name>``::
     reports/<name>.json    the photo's report line (+ its source file)
 
 and ``report.csv`` / ``report.json`` with one row per photo. Every file is
-written atomically. A report records the absolute path of its source, so a
-re-run reuses outputs only when they were made from the same file.
+written atomically, its size checked (a full disk is an ``OSError``, never
+a truncated file).
+
+Reuse rule: a photo's report records its source file (absolute path, size,
+modification time) and the model that made it (:func:`model_identity`); a
+re-run reuses the outputs only when all of them are unchanged.
 """
 import csv
+import hashlib
+import io
 import json
+import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
-from .files import atomic_write
+from .files import atomic_write_bytes
+from .image import encode_image
 from .masks import save_mask
-from .overlay import add_legend, overlay
+from .overlay import add_legend, overlay, shrink_for_display
+
+#: longest side of an overlay by default (a view for people; the mask keeps
+#: the photo's size)
+OVERLAY_MAX_SIDE = 2048
+
+
+def file_identity(path: str) -> Dict:
+    """What identifies a file's content cheaply: absolute path, size and
+    modification time (ns)."""
+    st = os.stat(path)
+    return dict(source=osp.abspath(path), source_size=st.st_size,
+                source_mtime_ns=st.st_mtime_ns)
+
+
+def model_identity(parts: Iterable[str], files: Iterable[str] = ()) -> str:
+    """A short hash of ``parts`` (a config's text, settings that change
+    masks or reports) and of each file's identity (checkpoints): the same
+    model, the same string."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(str(part).encode('utf-8', 'backslashreplace') + b'\0')
+    for path in files:
+        if path and osp.isfile(path):
+            h.update(json.dumps(file_identity(path)).encode(
+                'utf-8', 'backslashreplace'))
+        else:
+            h.update(str(path).encode('utf-8', 'backslashreplace'))
+    return h.hexdigest()[:16]
 
 
 def output_paths(out: str, name: str) -> Tuple[str, str, str]:
@@ -30,42 +66,60 @@ def output_paths(out: str, name: str) -> Tuple[str, str, str]:
             osp.join(out, 'reports', name + '.json'))
 
 
-def finished_report(out: str, name: str, path: str) -> Optional[Dict]:
+def finished_report(out: str, name: str, path: str,
+                    model: str = '') -> Optional[Dict]:
     """The report of ``path`` if its outputs under ``name`` are all there
-    and were made from that file, else None (also for a report that
+    and were made from that very file (path, size, modification time) by
+    ``model`` (:func:`model_identity`), else None (also for a report that
     cannot be read: the image is redone)."""
     paths = output_paths(out, name)
     if not all(osp.isfile(p) for p in paths):
         return None
     try:
-        with open(paths[2]) as f:
+        with open(paths[2], encoding='utf-8') as f:
             report = json.load(f)
+        current = file_identity(path)
     except (OSError, ValueError):
         return None
-    if not isinstance(report, dict) or \
-            report.pop('source', None) != osp.abspath(path):
+    if not isinstance(report, dict) or report.pop('model', None) != model:
         return None
+    for key, value in current.items():
+        if report.pop(key, None) != value:
+            return None
     return report
+
+
+def _json_bytes(obj, indent: Optional[int] = None) -> bytes:
+    # file names may hold undecodable bytes (surrogates): keep them visible
+    return json.dumps(obj, indent=indent, ensure_ascii=False).encode(
+        'utf-8', 'backslashreplace')
 
 
 def write_outputs(out: str, name: str, source: str, rgb: np.ndarray,
                   mask: np.ndarray, report: Dict, classes: Sequence[str],
                   palette: Sequence[Sequence[int]],
-                  opacity: float = 0.5) -> None:
-    """Write the mask, the overlay (titled with the damage share and the
-    region count) and the report of one photo."""
+                  opacity: float = 0.5, model: str = '',
+                  overlay_max_side: int = OVERLAY_MAX_SIDE) -> None:
+    """Write the mask (the photo's size), the overlay (longest side at most
+    ``overlay_max_side``, 0: the photo's size; titled with the damage share
+    and the region count) and the report of one photo. The report records
+    the source file's identity and ``model`` (the reuse rule); a photo
+    given as an array (no file) is never reused."""
     mask_path, overlay_path, report_path = output_paths(out, name)
     save_mask(mask, mask_path, palette)
     pct = report['damage_share'] * 100
+    small_rgb, small_mask = shrink_for_display(rgb, mask, overlay_max_side)
     drawn = add_legend(
-        overlay(rgb, mask, palette, opacity), classes, palette,
+        overlay(small_rgb, small_mask, palette, opacity), classes, palette,
         f'damage {pct:.1f}%, {report["num_regions"]} region(s)')
-    atomic_write(overlay_path, lambda p: Image.fromarray(drawn).save(
-        p, format='JPEG', quality=90))
-    # the source file is recorded: a re-run only reuses outputs of the
-    # same file (a changed list could map another image to this name)
-    atomic_write(report_path, lambda p: open(p, 'w').write(json.dumps(
-        dict(report, source=osp.abspath(source)))))
+    atomic_write_bytes(overlay_path, encode_image(
+        Image.fromarray(drawn), 'JPEG', quality=90))
+    try:
+        identity = file_identity(source)
+    except OSError:
+        identity = dict(source=source)
+    atomic_write_bytes(report_path, _json_bytes(
+        dict(report, model=model, **identity)))
 
 
 def write_summary(out: str, rows: List[Dict],
@@ -76,17 +130,13 @@ def write_summary(out: str, rows: List[Dict],
     cols = ['file', 'status', 'width', 'height', 'damage_share',
             *share_cols, 'num_regions', 'mean_confidence',
             'damage_confidence', 'regions', 'error']
-    atomic_write(osp.join(out, 'report.json'), lambda p: open(
-        p, 'w').write(json.dumps(rows, indent=1)))
-
-    def write_csv(p):
-        with open(p, 'w', newline='') as f:
-            writer = csv.DictWriter(f, fieldnames=cols,
-                                    extrasaction='ignore')
-            writer.writeheader()
-            for row in rows:
-                row = dict(row)
-                row['regions'] = json.dumps(row.get('regions', []))
-                writer.writerow(row)
-
-    atomic_write(osp.join(out, 'report.csv'), write_csv)
+    atomic_write_bytes(osp.join(out, 'report.json'), _json_bytes(rows, 1))
+    text = io.StringIO(newline='')
+    writer = csv.DictWriter(text, fieldnames=cols, extrasaction='ignore')
+    writer.writeheader()
+    for row in rows:
+        row = dict(row)
+        row['regions'] = json.dumps(row.get('regions', []))
+        writer.writerow(row)
+    atomic_write_bytes(osp.join(out, 'report.csv'), text.getvalue().encode(
+        'utf-8', 'backslashreplace'))

@@ -17,12 +17,35 @@ def colorize(mask: np.ndarray, palette: Sequence[Sequence[int]],
 def overlay(image: np.ndarray, mask: np.ndarray,
             palette: Sequence[Sequence[int]], opacity: float = 0.5,
             background_index: int = 0) -> np.ndarray:
-    """Blend class colours over ``image`` (RGB); background stays as is."""
-    out = image.astype(np.float32).copy()
-    colour = colorize(mask, palette).astype(np.float32)
-    sel = mask != background_index
-    out[sel] = (1 - opacity) * out[sel] + opacity * colour[sel]
-    return out.clip(0, 255).astype(np.uint8)
+    """Blend class colours over ``image`` (RGB uint8); background stays as
+    is: ``out = (1 - opacity) * image + opacity * colour`` on class pixels.
+    Bands of rows: no float copy of a whole large photo."""
+    out = np.array(image, dtype=np.uint8, copy=True)
+    lut = colorize(np.arange(256, dtype=np.uint8)[None], palette)[0]
+    lut = lut.astype(np.float32)
+    band = max(1, (1 << 20) // max(1, out.shape[1]))
+    for y0 in range(0, out.shape[0], band):
+        rows, labels = out[y0:y0 + band], mask[y0:y0 + band]
+        sel = labels != background_index
+        if sel.any():
+            blended = ((1 - opacity) * rows[sel].astype(np.float32) +
+                       opacity * lut[labels[sel]])
+            rows[sel] = blended.clip(0, 255).astype(np.uint8)
+    return out
+
+
+def shrink_for_display(image: np.ndarray, mask: np.ndarray,
+                       max_side: int) -> tuple:
+    """(image, mask) with the longer side at most ``max_side`` (area
+    averaging for the photo, nearest for the class ids); 0: as they are.
+    """
+    h, w = mask.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image, mask
+    f = max_side / max(h, w)
+    size = (max(1, int(w * f + 0.5)), max(1, int(h * f + 0.5)))
+    return (cv2.resize(image, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST))
 
 
 def add_legend(image: np.ndarray, classes: Sequence[str],

@@ -1,5 +1,5 @@
 """The damage report of one image: shares, regions, confidence."""
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -7,7 +7,9 @@ import numpy as np
 
 def damage_report(mask: np.ndarray, probs: Optional[np.ndarray],
                   classes: Sequence[str], min_region_fraction: float = 5e-4,
-                  background_index: int = 0) -> Dict:
+                  background_index: int = 0,
+                  confidence: Optional[Tuple[float, Optional[float]]] = None
+                  ) -> Dict:
     """Figures of one image, computed from its mask (and probabilities).
 
     - ``damage_share``: fraction of the image's pixels predicted as any
@@ -17,7 +19,9 @@ def damage_report(mask: np.ndarray, probs: Optional[np.ndarray],
       ``class, area_px, bbox=[x, y, w, h]``; ``num_regions`` counts them.
     - ``mean_confidence``: mean probability of the predicted class over all
       pixels; ``damage_confidence``: the same over damage pixels (None if
-      there are none).
+      there are none). ``confidence``: these two, computed elsewhere
+      (:func:`~.upsample.upsample_to_mask`, band by band) instead of from
+      ``probs``.
     """
     h, w = mask.shape
     total = float(h * w)
@@ -41,7 +45,12 @@ def damage_report(mask: np.ndarray, probs: Optional[np.ndarray],
                                     bbox=[x, y, bw, bh]))
     report['num_regions'] = len(regions)
     report['regions'] = regions
-    if probs is not None:
+    if confidence is not None:
+        mean, on_damage = confidence
+        report['mean_confidence'] = round(float(mean), 4)
+        report['damage_confidence'] = (None if on_damage is None
+                                       else round(float(on_damage), 4))
+    elif probs is not None:
         conf = np.take_along_axis(probs, mask[None].astype(np.int64),
                                   axis=0)[0]
         report['mean_confidence'] = round(float(conf.mean()), 4)

@@ -9,7 +9,7 @@ them into a message and exit code 2.
 import importlib.util
 import os.path as osp
 import warnings
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 from mmengine.config import config as mmengine_config
@@ -94,6 +94,27 @@ def resolve_config_path(config: str) -> str:
     return path
 
 
+def locate_file(path: str, folders: Sequence[str], what: str) -> str:
+    """``path`` itself if absolute, else the first ``folder/path`` that is
+    a file. Raises ``FileNotFoundError`` naming ``what`` and every place
+    tried."""
+    if not path:
+        raise FileNotFoundError(f'{what} not set')
+    if osp.isabs(path):
+        if osp.isfile(path):
+            return path
+        raise FileNotFoundError(f'{what} not found: {path}')
+    tried = []
+    for folder in folders:
+        candidate = osp.abspath(osp.join(folder, path))
+        if candidate not in tried:
+            tried.append(candidate)
+            if osp.isfile(candidate):
+                return candidate
+    raise FileNotFoundError(f'{what} {path} not found; tried ' +
+                            ', '.join(tried))
+
+
 def required_packages(cfg: Config) -> List[str]:
     """Optional packages a config needs: from ``custom_imports`` and from
     registry scopes / backbone types used in the model."""
@@ -155,6 +176,11 @@ def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
         import_modules_from_strings(**cfg.custom_imports)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    model = cfg.get('model')
+    if isinstance(model, dict) and model.get('type') == 'EnsembleSegmentor':
+        # members' relative paths are relative to this config's folder
+        model.setdefault('config_dir', osp.dirname(osp.abspath(
+            resolve_config_path(config))))
     return cfg
 
 

@@ -11,9 +11,10 @@ evaluates with ``tools/test.py`` like any model and refuses to train.
 Memory: members' weights plus one batch of activations; nothing is kept
 across batches.
 """
-import os.path as osp
-from typing import Dict, List, Optional, Sequence
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
@@ -21,11 +22,13 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
-from ...utils.config import ConfigNotFoundError, resolve_config_path
+from ...utils.config import (PACKAGE_PREFIX, ConfigNotFoundError,
+                             locate_file, resolve_config_path)
 from ...utils.deprecation import moved_names
 from ..frozen import load_frozen_model
 from .fusion import FUSION_RULES, fuse, normalise_weights
-from .probs import group_by_original_size, predict_probs
+from .probs import (group_by_original_size, predict_log_probs,
+                    predict_probs)
 
 
 @MODELS.register_module()
@@ -41,6 +44,12 @@ class EnsembleSegmentor(BaseSegmentor):
         flip (bool): Also predict the horizontally flipped image and
             average (each member's test-time augmentation).
         background_index (int): For ``union``/``intersection``.
+        config_dir (str, optional): The ensemble config's folder
+            (:func:`~cardamage_mmseg.utils.config.load_config` sets it). A
+            relative member config is looked for there first, then in the
+            working directory; a relative checkpoint in the working
+            directory first (mmseg's ``work_dirs/...`` convention), then
+            there. A missing file's error lists every place tried.
         data_preprocessor (dict, optional): The ensemble's own, which only
             stacks images; each member normalises with its own.
     """
@@ -52,6 +61,7 @@ class EnsembleSegmentor(BaseSegmentor):
                  flip: bool = False,
                  background_index: int = 0,
                  data_preprocessor: Optional[dict] = None,
+                 config_dir: Optional[str] = None,
                  init_cfg=None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='SegDataPreProcessor')
@@ -62,17 +72,8 @@ class EnsembleSegmentor(BaseSegmentor):
         if fusion not in FUSION_RULES:
             raise ValueError(f'unknown fusion rule {fusion!r}; choose from '
                              f'{FUSION_RULES}')
-        for i, m in enumerate(members):  # all files, before any is built
-            try:  # a path or cardamage_mmseg::NAME, as load_config reads
-                resolve_config_path(m.get('config') or '')
-            except ConfigNotFoundError:
-                raise FileNotFoundError(
-                    f'ensemble member {i}: config file not found: '
-                    f'{m.get("config")}') from None
-            if not m.get('checkpoint') or not osp.isfile(m['checkpoint']):
-                raise FileNotFoundError(
-                    f'ensemble member {i}: checkpoint file not found: '
-                    f'{m.get("checkpoint")}')
+        members = [self._locate(i, dict(m), config_dir)
+                   for i, m in enumerate(members)]  # before any is built
         if weights is None:
             weights = [float(m.get('weight', 1.0)) for m in members]
         self.weights = normalise_weights(weights, len(members)).tolist()
@@ -101,9 +102,34 @@ class EnsembleSegmentor(BaseSegmentor):
         self.members = torch.nn.ModuleList(models)
         self.member_devices = devices
         self.member_configs = [m['config'] for m in members]
+        #: each member's config and checkpoint, as found
+        self.member_files = [dict(config=m['config'],
+                                  checkpoint=m['checkpoint'])
+                             for m in members]
         self.classes = known[0] if known else None
         self.num_classes = num_classes.pop()
         self.align_corners = False
+
+    @staticmethod
+    def _locate(index: int, member: dict, config_dir: Optional[str]) -> dict:
+        """The member with its config and checkpoint paths found (see
+        ``config_dir``)."""
+        here = [config_dir] if config_dir else []
+        config = member.get('config') or ''
+        if config.startswith(PACKAGE_PREFIX):
+            try:
+                resolve_config_path(config)
+            except ConfigNotFoundError as err:
+                raise FileNotFoundError(f'ensemble member {index}: '
+                                        f'{err}') from None
+        else:
+            member['config'] = locate_file(
+                config, here + [os.getcwd()],
+                f'ensemble member {index}: config file')
+        member['checkpoint'] = locate_file(
+            member.get('checkpoint') or '', [os.getcwd()] + here,
+            f'ensemble member {index}: checkpoint file')
+        return member
 
     @staticmethod
     def _num_classes(model) -> int:
@@ -127,6 +153,34 @@ class EnsembleSegmentor(BaseSegmentor):
                                   flip=self.flip)
             per_member.append(probs.to(self._fusion_device))
         return torch.stack(per_member, dim=1)
+
+    def member_log_probs(self, inputs: List[Tensor],
+                         data_samples: List[SegDataSample]) -> Tensor:
+        """(B, M * T, C, h, w) log-probabilities of every member (T flip
+        terms each) at the model size the images share
+        (:func:`~.probs.predict_log_probs`): the terms
+        :meth:`combine_terms` fuses after upsampling."""
+        per_member = []
+        for model, device in zip(self.members, self.member_devices):
+            if next(model.parameters()).device != torch.device(device):
+                model.to(device)
+            log_probs = predict_log_probs(model, inputs, data_samples,
+                                          device, flip=self.flip)
+            per_member.append(log_probs.to(self._fusion_device))
+        return torch.cat(per_member, dim=1)
+
+    def combine_terms(self, terms: np.ndarray
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+        """(M * T, C, h, w) upsampled log-probabilities -> fused (scores,
+        labels): each member's probabilities (mean over its T terms), then
+        the fusion rule, as :meth:`member_probs` + :meth:`fuse_batch` do at
+        the original size."""
+        m = len(self.members)
+        probs = torch.from_numpy(np.ascontiguousarray(terms)).softmax(dim=1)
+        probs = probs.view(m, -1, *probs.shape[1:]).mean(dim=1)
+        scores, labels = fuse(probs, self.fusion, self.weights,
+                              self.background_index)
+        return scores.numpy(), labels.numpy().astype(np.uint8)
 
     @property
     def _fusion_device(self) -> torch.device:

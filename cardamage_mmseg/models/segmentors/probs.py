@@ -1,6 +1,6 @@
 """Class probabilities of any mmseg segmentor for a batch of raw images."""
 import copy
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -44,8 +44,11 @@ def group_by_original_size(data_samples: Sequence) -> List[List[int]]:
     return list(groups.values())
 
 
-def _probs_once(model, inputs: List[Tensor], data_samples: list,
-                device) -> Tensor:
+def _scores_once(model, inputs: List[Tensor], data_samples: list,
+                 device) -> Tuple[Tensor, str]:
+    """The model's ``seg_logits`` (B, C, H, W) for raw inputs, and what
+    they are: 'logits', 'scores' (MaskFormer-style, >= 0) or 'sigmoid'
+    (one channel, mmseg applied the sigmoid)."""
     samples = [copy.deepcopy(s) for s in data_samples]
     data = model.data_preprocessor(
         dict(inputs=[x.to(device) for x in inputs], data_samples=samples),
@@ -55,7 +58,56 @@ def _probs_once(model, inputs: List[Tensor], data_samples: list,
     scores = torch.stack([r.seg_logits.data for r in results])
     head = getattr(model, 'decode_head', None)
     if type(head).__name__ in SCORE_HEADS:
+        return scores, 'scores'
+    return scores, 'sigmoid' if scores.shape[1] == 1 else 'logits'
+
+
+def _to_probs(scores: Tensor, kind: str) -> Tensor:
+    if kind == 'scores':
         return scores / scores.sum(dim=1, keepdim=True).clamp_min(1e-12)
-    if scores.shape[1] == 1:  # sigmoid head: [background, foreground]
+    if kind == 'sigmoid':  # [background, foreground]
         return torch.cat([1 - scores, scores], dim=1)
     return F.softmax(scores, dim=1)
+
+
+def _probs_once(model, inputs: List[Tensor], data_samples: list,
+                device) -> Tensor:
+    return _to_probs(*_scores_once(model, inputs, data_samples, device))
+
+
+def predict_log_probs(model, inputs: List[Tensor], data_samples: list,
+                      device='cpu', flip: bool = False) -> Tensor:
+    """(B, T, C, h, w) log-probabilities at each image's *model* size: the
+    resized input before padding (``img_shape``), which the images of one
+    batch must share. T is 2 with ``flip`` (the flipped pass, flipped
+    back), else 1.
+
+    The samples' ``ori_shape`` is set to ``img_shape`` (on copies), so the
+    model's own post-processing crops the padding and stops there; the
+    caller upsamples to the photo (``core.upsample``, band by band).
+    Softmax heads give ``log_softmax`` of the logits (upsampling these and
+    taking a softmax equals mmseg's upsample-then-softmax); MaskFormer-style
+    scores and sigmoid heads give the log of their probabilities.
+    """
+    shapes = {tuple(s.img_shape) for s in data_samples}
+    if len(shapes) > 1:
+        raise ValueError(f'one batch of images with different model sizes '
+                         f'{sorted(shapes)}: predict each size apart')
+    samples = [copy.deepcopy(s) for s in data_samples]
+    for s in samples:
+        s.set_metainfo(dict(ori_shape=tuple(s.img_shape)))
+    terms = [_log_probs_once(model, inputs, samples, device)]
+    if flip:
+        flipped = [x.flip(-1) for x in inputs]
+        terms.append(_log_probs_once(model, flipped, samples,
+                                     device).flip(-1))
+    return torch.stack(terms, dim=1)
+
+
+def _log_probs_once(model, inputs: List[Tensor], data_samples: list,
+                    device) -> Tensor:
+    scores, kind = _scores_once(model, inputs, data_samples, device)
+    scores = scores.float()
+    if kind == 'logits':
+        return F.log_softmax(scores, dim=1)
+    return _to_probs(scores, kind).clamp_min(1e-12).log()
