@@ -1,9 +1,10 @@
 """Peak memory of ``tools/infer.py`` per photo size (random weights).
 
-Each case runs ``tools/infer.py`` on one photo in a fresh process and reads
-that process's peak resident memory (``ru_maxrss``); the same run on a
-64 x 48 photo is the baseline (interpreter, libraries, model), so
-``photo`` = peak - baseline is what one photo in flight costs.
+Each case runs ``tools/infer.py`` on one photo in a fresh process (by
+default with every stage in that process: ``--workers 0 --writers 0``) and
+reads its peak resident memory (``ru_maxrss``) and its largest child's; the
+same run on a 64 x 48 photo is the baseline (interpreter, libraries,
+model), so ``photo`` = peak - baseline is what one photo in flight costs.
 
     python benchmarks/memory.py [--config configs/segformer_b0_cardamage.py]
         [--repo PATH]   # another checkout's tools/infer.py, to compare
@@ -36,7 +37,8 @@ except SystemExit as exit:
 else:
     code = 0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-print('PEAK_KIB', peak, 'RC', code, file=sys.stderr)
+child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print('PEAK_KIB', peak, 'RC', code, 'CHILD_KIB', child, file=sys.stderr)
 '''
 
 
@@ -57,19 +59,19 @@ def make_photos(folder: str) -> dict:
 
 
 def peak_of(repo: str, config: str, ckpt: str, photo: str,
-            out: str) -> tuple:
+            out: str, extra=()) -> tuple:
     cmd = [sys.executable, '-c', RUNNER, osp.join(repo, 'tools',
                                                    'infer.py'),
-           config, ckpt, photo, '--out', out, '--device', 'cpu']
+           config, ckpt, photo, '--out', out, '--device', 'cpu', *extra]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
     line = [ln for ln in res.stderr.splitlines()
             if ln.startswith('PEAK_KIB')]
     if not line:
-        return None, res.stderr[-500:]
-    _, kib, _, code = line[-1].split()
+        return None, None, res.stderr[-500:]
+    _, kib, _, code, _, child_kib = line[-1].split()
     ok = code == '0' and '1 image(s) segmented' in res.stdout
-    return int(kib) / 1024, ('ok' if ok else res.stdout[-300:] +
-                             res.stderr[-300:])
+    return int(kib) / 1024, int(child_kib) / 1024, (
+        'ok' if ok else res.stdout[-300:] + res.stderr[-300:])
 
 
 def main(argv=None) -> int:
@@ -78,6 +80,10 @@ def main(argv=None) -> int:
     p.add_argument('--repo', default=REPO,
                    help='checkout whose tools/infer.py runs')
     p.add_argument('--out-dir', default='work_dirs/benchmarks')
+    p.add_argument('--infer-args', nargs='*', default=[
+        '--workers', '0', '--writers', '0'], help='extra tools/infer.py '
+        'arguments (default: every stage in one process, so its peak is '
+        'the whole cost; [] for an older checkout without them)')
     args = p.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,16 +92,18 @@ def main(argv=None) -> int:
         photos = make_photos(tmp)
         base = None
         for name, photo in photos.items():
-            peak, status = peak_of(args.repo, config, ckpt, photo,
-                                   osp.join(tmp, 'out_' + osp.basename(
-                                       photo)))
+            peak, child, status = peak_of(
+                args.repo, config, ckpt, photo,
+                osp.join(tmp, 'out_' + osp.basename(photo)),
+                args.infer_args)
             if base is None:
                 base = peak
             extra = None if peak is None or base is None else peak - base
             rows.append(dict(photo=name, peak_mib=peak, photo_mib=extra,
-                             status=status))
+                             largest_child_mib=child, status=status))
             print(f'{name:24s} peak {peak or 0:8.0f} MiB  photo '
-                  f'{extra or 0:8.0f} MiB  {status[:120]}', flush=True)
+                  f'{extra or 0:8.0f} MiB  largest child {child or 0:6.0f} '
+                  f'MiB  {status[:120]}', flush=True)
     save_report(dict(config=args.config, repo=args.repo, rows=rows),
                 args.out_dir, 'memory', 'cpu')
     return 0

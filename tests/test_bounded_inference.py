@@ -38,10 +38,16 @@ def test_band_upsampling_is_torch_bilinear_then_softmax(size, out):
                            full_probs=True)
     assert np.abs(got['probs'] - probs).max() < 1e-4  # float rounding
     assert (got['mask'] == labels).mean() > 0.9999
-    conf = np.take_along_axis(probs, labels[None], 0)[0]
+    fast = upsample_to_mask(F.log_softmax(logits[:2], 0)[None].numpy(),
+                            *out)  # two classes: the difference only
+    two = _reference(logits[:2], *out)[1]
+    assert (fast['mask'] == two).mean() > 0.9999
+    # confidence: at the model's resolution
+    model_probs = logits.softmax(0).numpy()
+    conf = model_probs.max(0)
     assert got['mean_confidence'] == pytest.approx(conf.mean(), abs=1e-5)
     assert got['damage_confidence'] == pytest.approx(
-        conf[labels != 0].mean(), abs=1e-5)
+        conf[model_probs.argmax(0) != 0].mean(), abs=1e-5)
 
 
 def test_band_upsampling_holds_no_full_size_float_map():
@@ -136,3 +142,29 @@ def test_pixel_limit_refuses_before_decoding(tmp_path):
     tracemalloc.stop()
     with pytest.raises(ImageReadError, match='array 0'):
         load_rgb(np.zeros((300, 400), np.uint8), 0, max_pixels=100_000)
+
+
+def test_reduced_reading_decodes_only_what_is_needed(tmp_path):
+    """A 12 MP JPEG turned by EXIF is decoded at a quarter of its size
+    (DCT scaling) when the caller needs 500 x 500; the reported size is
+    the whole photo's, upright."""
+    from cardamage_mmseg.core.image import read_reduced
+    src = Image.open(osp.join(DEMO, 'val', '1.jpg')).convert('RGB')
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 on display
+    path = tmp_path / 'big.jpg'
+    src.resize((4032, 3024)).save(path, exif=exif, quality=90)
+    asked = []
+    rgb, size = read_reduced(str(path), lambda w, h: asked.append(
+        (w, h)) or (500, 500))
+    assert asked == [(3024, 4032)] and size == (4032, 3024)
+    assert rgb.shape == (1008, 756, 3)
+    full = read_image_rgb(str(path))
+    assert full.shape == (4032, 3024, 3)
+    small = np.asarray(Image.fromarray(full).resize((756, 1008),
+                                                    Image.Resampling.BOX))
+    assert np.abs(small.astype(int) - rgb).mean() < 3  # the same picture
+    png = tmp_path / 'big.png'
+    src.save(png)
+    rgb, size = read_reduced(str(png), lambda w, h: (10, 10))
+    assert rgb.shape[:2] == size == (1024, 1024)  # not a JPEG: whole

@@ -196,7 +196,9 @@ def test_infer_folder_end_to_end(members, tmp_path):
         assert mask.shape == (h, w) and (row['width'], row['height']) == (w,
                                                                           h)
         assert set(np.unique(mask)) <= {0, 1}
-        assert overlay.size[0] == w and overlay.size[1] > h  # legend bar
+        f = min(1.0, 1000 / max(w, h))  # the default --overlay-size
+        assert overlay.size[0] == int(w * f + 0.5)
+        assert overlay.size[1] > int(h * f + 0.5)  # legend bar
         assert row['damage_share'] == pytest.approx(
             float((mask == 1).mean()), abs=1e-6)
     with open(osp.join(out, 'report.csv')) as f:

@@ -6,6 +6,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -91,16 +92,17 @@ def test_a_failing_photo_is_skipped_and_the_report_written(
     (photos / 'broken.jpg').write_bytes(b'not a jpeg')
     Image.new('RGB', (300, 200)).save(photos / 'huge.png')
     from cardamage_mmseg.apis import inference  # the tool's class
-    original = inference.DamageSegmenter.predict_arrays
+    original = inference.DamageSegmenter.forward
 
-    def flaky(self, images, sources):
-        if any(s.endswith('31.jpg') for s in sources):
+    def flaky(self, prepared):
+        if any(p.source.endswith('31.jpg') for p in prepared):
             raise RuntimeError('CUDA out of memory (simulated)')
-        return original(self, images, sources)
+        return original(self, prepared)
 
-    monkeypatch.setattr(inference.DamageSegmenter, 'predict_arrays', flaky)
+    monkeypatch.setattr(inference.DamageSegmenter, 'forward', flaky)
     code = run(infer.main, [cfg, ckpt, str(photos), '--out', out,
-                            '--batch-size', '3', '--max-pixels', '50000'])
+                            '--batch-size', '3', '--max-pixels', '50000',
+                            '--workers', '1', '--writers', '1'])
     printed = capsys.readouterr().out
     assert code == 0
     assert '2 image(s) segmented' in printed and '3 failed' in printed
@@ -120,18 +122,26 @@ def test_a_full_disk_stops_with_a_message_and_a_report(
     cfg, ckpt = members['b0']
     out = str(tmp_path / 'out')
     real_write = os.write
-    state = dict(calls=0)
+    reports = osp.join(out, 'reports')
 
     def short_write(fd, data):
-        state['calls'] += 1
-        if state['calls'] == 4:  # the second photo's mask: half, then 0
-            return real_write(fd, bytes(data)[:len(data) // 2])
-        if state['calls'] == 5:
+        """Once the first photo is written, the per-photo folders are
+        full: half of a write, then ENOSPC (decided from the files, so
+        the same in a forked writer process)."""
+        folder = osp.basename(osp.dirname(os.readlink(f'/proc/self/fd/{fd}')))
+        if folder in ('masks', 'overlays', 'reports') and \
+                osp.isdir(reports) and any(
+                    n.endswith('.json') for n in os.listdir(reports)):
+            if os.fstat(fd).st_size == 0 and len(data) > 1:
+                return real_write(fd, bytes(data)[:len(data) // 2])
             raise OSError(errno.ENOSPC, 'No space left on device')
         return real_write(fd, data)
 
     monkeypatch.setattr(core_files.os, 'write', short_write)
-    code = run(infer.main, [cfg, ckpt, str(photos), '--out', out])
+    # in this process: the patch holds there (writer processes start
+    # clean); their errors come back the same way
+    code = run(infer.main, [cfg, ckpt, str(photos), '--out', out,
+                            '--writers', '0'])
     captured = capsys.readouterr()
     assert code == 1
     assert 'No space left on device' in captured.err
@@ -158,3 +168,44 @@ def test_short_writes_never_reach_the_final_name(tmp_path, monkeypatch):
     monkeypatch.undo()
     core_files.atomic_write_bytes(str(target), np.arange(5).tobytes())
     assert target.read_bytes() == np.arange(5).tobytes()
+
+
+def test_a_crashed_worker_ends_the_run_with_the_report(
+        infer, members, photos, tmp_path, capsys, monkeypatch):
+    """A data-loader worker that dies (killed, out of memory) ends the run
+    cleanly: the photos that finished are in the report, in input order."""
+    cfg, ckpt = members['b0']
+    out = str(tmp_path / 'out')
+    from cardamage_mmseg.apis import inference
+    original = inference.DamageSegmenter.prepare_file
+
+    def dies_on_4(self, path, *args):
+        if path.endswith('4.jpg'):  # the last of 1, 31, 4
+            time.sleep(1)  # the photos before it have left the worker
+            os._exit(3)  # in the worker process
+        return original(self, path, *args)
+
+    monkeypatch.setattr(inference.DamageSegmenter, 'prepare_file',
+                        dies_on_4)
+    code = run(infer.main, [cfg, ckpt, str(photos), '--out', out,
+                            '--workers', '1', '--writers', '1'])
+    captured = capsys.readouterr()
+    assert code == 1 and 'exited unexpectedly' in captured.err
+    assert list(_rows(out)) == ['1.jpg', '31.jpg']
+    assert osp.isfile(osp.join(out, 'masks', '31.png'))
+
+
+def test_a_write_error_in_a_writer_process_fails_that_photo(
+        infer, members, photos, tmp_path, capsys):
+    """An output that cannot be written (here: masks/ is a file) is an
+    error row per photo, from a writer process; the run goes on."""
+    cfg, ckpt = members['b0']
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'masks').write_text('in the way')
+    assert run(infer.main, [cfg, ckpt, str(photos), '--out', str(out),
+                            '--writers', '1']) == 0
+    rows = _rows(str(out))
+    assert [r['status'] for r in rows.values()] == ['error'] * 3
+    assert all('cannot write its outputs' in r['error']
+               for r in rows.values())

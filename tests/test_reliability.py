@@ -182,3 +182,32 @@ def test_ensemble_and_distill_under_two_gloo_processes(tmp_path, members,
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     assert 'distill.loss_kd' in res.stdout + res.stderr
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
+
+
+@pytest.mark.slow
+def test_sharded_inference_under_two_processes(tmp_path, members):
+    """tools/dist_infer.sh: each rank segments every second photo, rank 0
+    writes one report in input order, equal to a one-process run."""
+    cfg, ckpt = members['b0']
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    val = osp.join(DEMO, 'val')
+    names = sorted(f for f in os.listdir(val) if f.endswith('.jpg'))[:5]
+    for name in names:
+        Image.open(osp.join(val, name)).convert('RGB').resize(
+            (200, 150)).save(photos / name)
+    (photos / 'broken.jpg').write_bytes(b'no')
+    res = torchrun('tools/dist_infer.sh', cfg, ckpt, '2', str(photos),
+                   '--out', str(tmp_path / 'two'), '--writers', '1',
+                   '--workers', '0')
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    one = run_tool('tools/infer.py', cfg, ckpt, str(photos), '--out',
+                   str(tmp_path / 'one'))
+    assert one.returncode == 0, one.stderr[-2000:]
+    two_rows = json.load(open(tmp_path / 'two' / 'report.json'))
+    one_rows = json.load(open(tmp_path / 'one' / 'report.json'))
+    assert [r['file'] for r in two_rows] == sorted(
+        str(photos / n) for n in names + ['broken.jpg'])
+    assert [(r['status'], r.get('damage_share')) for r in two_rows] == \
+        [(r['status'], r.get('damage_share')) for r in one_rows]
+    assert 'rank 1 of 2' in res.stdout

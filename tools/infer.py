@@ -4,7 +4,7 @@
         [--device cpu|cuda:0] [--batch-size N] [--tta] [--opacity 0.5] \
         [--overwrite] [--min-region 0.0005] [--amp [bf16|fp16]] [--compile] \
         [--channels-last] [--cfg-options key=value ...] \
-        [--partial-checkpoint] [--max-pixels 100000000] [--overlay-size 2048]
+        [--partial-checkpoint] [--max-pixels 100000000] [--overlay-size 1000]
 
 INPUT: an image, a folder (searched recursively for jpg/jpeg/png/bmp/webp
 in any case) or a text file with one image path per line (relative paths
@@ -34,7 +34,6 @@ a.png) get their extension appended (masks/a_jpg.png, masks/a_png.png).
 import argparse
 import os.path as osp
 import sys
-import time
 
 import torch
 from mmengine.config import DictAction
@@ -45,7 +44,7 @@ from cardamage_mmseg.cli.main import UsageError, run  # noqa: E402
 from cardamage_mmseg.cli.speed import add_speed_args  # noqa: E402
 from cardamage_mmseg.core import (check_output_folder,  # noqa: E402
                                   collect_inputs, finished_report,
-                                  write_outputs, write_summary)
+                                  write_summary)
 from cardamage_mmseg.core.image import MAX_PIXELS  # noqa: E402
 from cardamage_mmseg.core.outputs import OVERLAY_MAX_SIDE  # noqa: E402
 
@@ -69,8 +68,18 @@ def parse_args(argv=None):
                    help='refuse photos with more pixels (default 100 MP; '
                    '0: no limit)')
     p.add_argument('--overlay-size', type=int, default=OVERLAY_MAX_SIDE,
-                   help='longest side of the overlays (default 2048; 0: '
+                   help='longest side of the overlays (default 1000; 0: '
                    'the photo\'s size)')
+    p.add_argument('--workers', type=int, help='data-loader processes '
+                   'that decode photos (default: a quarter of the cores, '
+                   'at least 1; 0: in this process)')
+    p.add_argument('--writers', type=int, help='processes that finish and '
+                   'write masks, overlays and reports (default: a quarter '
+                   'of the cores, at least 1; 0: in this process)')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'],
+                   default='none', help='shard the photos over the '
+                   'processes of torchrun (tools/dist_infer.sh) or srun '
+                   '(tools/slurm_infer.sh); rank 0 writes one report')
     add_speed_args(p)
     p.add_argument('--partial-checkpoint', action='store_true',
                    help='load a checkpoint that does not fit the model '
@@ -97,99 +106,64 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from cardamage_mmseg.apis import DamageSegmenter, read_image_rgb
+    from cardamage_mmseg.apis import DamageSegmenter, segment_files
+    from cardamage_mmseg.utils.dist import gather_to_first, start_shard
     items = collect_inputs(args.input)
     check_output_folder(args.out, args.input, items)
     if args.checkpoint and not osp.isfile(args.checkpoint):
         raise UsageError(f'checkpoint {args.checkpoint} not found')
+    rank, world, local_rank = start_shard(args.launcher)
+    device = args.device
+    if world > 1 and device == 'cuda':
+        device = f'cuda:{local_rank}'
     segmenter = DamageSegmenter(
-        args.config, args.checkpoint, args.device, args.tta,
+        args.config, args.checkpoint, device, args.tta,
         args.min_region, cfg_options=args.cfg_options, amp=args.amp,
         compile=args.compile, channels_last=args.channels_last,
         strict=not args.partial_checkpoint, max_pixels=args.max_pixels)
-    rows, errors, skipped, done = [], [], 0, 0
-    todo = []
-    for path, name in items:
+    reused, todo = {}, []
+    for index in range(rank, len(items), world):  # this process's share
+        path, name = items[index]
         report = None if args.overwrite else finished_report(
             args.out, name, path, segmenter.identity)
         if report is not None:
-            rows.append(dict(file=path, status='exists', **report))
-            skipped += 1
+            reused[index] = dict(file=path, status='exists', **report)
         else:
-            todo.append((path, name))
-
-    def failed(path: str, why: str) -> None:
-        errors.append((path, why))
-        rows.append(dict(file=path, status='error', error=why))
-
-    model_time = 0.0
-    start = time.perf_counter()
-    bar = tqdm(total=len(todo), desc='infer', unit='img')
-    stopped, code = None, 1
-    try:
-        for i in range(0, len(todo), args.batch_size):
-            chunk, arrays = [], []
-            for path, name in todo[i:i + args.batch_size]:
-                try:
-                    arrays.append(read_image_rgb(path, args.max_pixels))
-                    chunk.append((path, name))
-                except Exception as err:  # unreadable, too large, ...
-                    failed(path, str(err))
-                    bar.update(1)
-            t0 = time.perf_counter()
-            results = predict_each(segmenter, arrays, chunk, failed)
-            model_time += time.perf_counter() - t0
-            for (path, name), rgb, result in zip(chunk, arrays, results):
-                if result is None:
-                    continue
-                write_outputs(args.out, name, path, rgb, result.mask,
-                              result.report, segmenter.classes,
-                              segmenter.palette, args.opacity,
-                              segmenter.identity, args.overlay_size)
-                rows.append(dict(file=path, status='ok', **result.report))
-                done += 1
-            bar.update(len(chunk))
-    except OSError as err:  # a full disk, a folder that went away
-        stopped = f'stopped: cannot write the outputs: {err}'
-    except KeyboardInterrupt:
-        stopped, code = 'stopped by the user (Ctrl-C)', 130
-    finally:
-        bar.close()
-        order = {p: k for k, (p, _) in enumerate(items)}
-        rows.sort(key=lambda r: order.get(r['file'], 0))
+            todo.append(index)
+    bar = tqdm(total=len(todo), desc='infer' if world == 1 else
+               f'infer rank {rank}', unit='img')
+    run = segment_files(
+        segmenter, [items[k] for k in todo], args.out, args.batch_size,
+        args.workers, args.writers, args.opacity, args.overlay_size,
+        progress=bar.update)
+    bar.close()
+    mine = dict(reused)
+    mine.update({todo[k]: row for k, row in enumerate(run.rows)})
+    shards = gather_to_first(mine) if world > 1 else [mine]
+    stopped = run.stopped
+    if rank == 0:
+        merged = {k: row for shard in shards for k, row in shard.items()}
+        rows = [merged[k] for k in sorted(merged)]
         try:
             write_summary(args.out, rows, segmenter.classes)
         except OSError as err:
             stopped = (stopped or 'stopped') + (
-                f'; the report could not be written either: {err}')
-    total = time.perf_counter() - start
-    rate = done / total if total > 0 and done else 0.0
-    print(f'\n{done} image(s) segmented ({rate:.2f} img/s; model '
-          f'{model_time:.1f}s of {total:.1f}s), {skipped} already done, '
-          f'{len(errors)} failed')
-    for path, why in errors:
-        print(f'  skipped {path}: {why}')
-    print(f'outputs: {args.out}/masks, {args.out}/overlays, '
-          f'{args.out}/report.csv, {args.out}/report.json')
+                f'; the report could not be written: {err}')
+    rate = run.done / run.seconds if run.seconds > 0 and run.done else 0.0
+    print(f'\n{run.done} image(s) segmented ({rate:.2f} img/s; model '
+          f'{run.model_seconds:.1f}s of {run.seconds:.1f}s), '
+          f'{len(reused)} already done, {run.failed} failed'
+          + (f' (rank {rank} of {world})' if world > 1 else ''))
+    for row in run.rows:
+        if row['status'] == 'error':
+            print(f'  skipped {row["file"]}: {row["error"]}')
+    if rank == 0:
+        print(f'outputs: {args.out}/masks, {args.out}/overlays, '
+              f'{args.out}/report.csv, {args.out}/report.json')
     if stopped:
         print(f'error: {stopped}', file=sys.stderr)
-        return code
+        return 130 if run.interrupted else 1
     return 0
-
-
-def predict_each(segmenter, arrays, chunk, failed) -> list:
-    """The batch's results; if the batch fails, each photo alone, so only
-    the photo that fails is lost (``failed(path, why)``, result None)."""
-    if not arrays:
-        return []
-    try:
-        return segmenter.predict_arrays(arrays, [p for p, _ in chunk])
-    except Exception as err:  # the model failed: out of memory, a bug
-        if len(arrays) == 1:
-            failed(chunk[0][0], f'{type(err).__name__}: {err}')
-            return [None]
-    return [predict_each(segmenter, [a], [c], failed)[0]
-            for a, c in zip(arrays, chunk)]
 
 
 if __name__ == '__main__':

@@ -18,9 +18,10 @@ photo's size). Photos more elongated than 4:1 go through the model in
 windows (:mod:`~cardamage_mmseg.core.tiles`). Photos above ``max_pixels``
 are refused (:class:`ImageReadError`).
 """
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 import torch
 from mmengine.dataset import Compose
@@ -29,12 +30,15 @@ from mmseg.registry import DATASETS
 
 from .. import register  # noqa: F401  (registers the project's modules)
 from ..core.image import (MAX_PIXELS, ImageLike, ImageReadError, load_rgb,
-                          read_image_rgb)
+                          read_image_rgb, read_reduced)
 from ..core.outputs import model_identity
+from ..core.overlay import display_size
 from ..core.palette import palette_for
 from ..core.report import damage_report
+from ..core.resize import rescale_size
+from ..core.result import DamageResult, finish
 from ..core.tiles import MAX_ASPECT, aspect_windows, max_aspect_for, stitch
-from ..core.upsample import softmax_mean, upsample_to_mask
+from ..core.upsample import softmax_mean
 from ..engine.amp import AMP_DTYPES, resolve_amp
 from ..engine.speed_hooks import compile_network, to_channels_last
 from ..models.frozen import load_frozen_model
@@ -50,16 +54,15 @@ __all__ = ['DamageResult', 'DamageSegmenter', 'ImageReadError',
 
 
 @dataclass
-class DamageResult:
-    """What one image gives. ``mask``: (H, W) uint8 class ids at the
-    original size; ``probs``: (C, h, w) float32 class scores (an
-    ensemble's fused scores) at the model's size, or at the original size
-    (C, H, W) with ``full_probs``; ``report``: the figures of one report
-    line (confidence from the original-size scores)."""
+class Prepared:
+    """One photo ready for the model: its (H, W), its windows
+    (:func:`~..core.tiles.aspect_windows`), the (input, sample) of each,
+    and the decoded photo (maybe reduced: a view for the overlay)."""
     source: str
-    mask: np.ndarray
-    probs: np.ndarray
-    report: Dict = field(default_factory=dict)
+    size: Tuple[int, int]
+    windows: list
+    pieces: list
+    rgb: np.ndarray
 
 
 class DamageSegmenter:
@@ -173,9 +176,16 @@ class DamageSegmenter:
                                   for t in steps)
         resize = [t for t in steps if t['type'] == 'Resize']
         self.max_aspect = MAX_ASPECT
+        #: the keep-ratio Resize scale of the pipeline (None: unknown)
+        self.resize_scale = None
         if resize and resize[0].get('keep_ratio') and isinstance(
                 resize[0].get('scale'), (tuple, list)):
-            self.max_aspect = max_aspect_for(resize[0]['scale'])
+            self.resize_scale = tuple(resize[0]['scale'])
+            self.max_aspect = max_aspect_for(self.resize_scale)
+        #: fuses the upsampled terms of a photo (picklable: writer
+        #: processes use it)
+        self.combine = (self.model.combiner() if self.is_ensemble
+                        else softmax_mean)
 
     # ------------------------------------------------------------------
     def _prepare(self, rgb: np.ndarray, source: str):
@@ -188,6 +198,57 @@ class DamageSegmenter:
         sample = data['data_samples']
         sample.set_metainfo(dict(img_path=source))
         return data['inputs'], sample
+
+    def needed_size(self, width: int, height: int,
+                    overlay_max_side: int = 0) -> Tuple[int, int]:
+        """(w, h) of a photo of ``width`` x ``height`` that is enough for
+        the model's input (and a view of ``overlay_max_side``): what
+        :func:`~..core.image.read_reduced` decodes at least."""
+        if self.resize_scale is None:
+            return width, height
+        windows = aspect_windows(height, width, self.max_aspect)
+        y0, y1, x0, x1 = windows[0]
+        ww, wh = rescale_size(x1 - x0, y1 - y0, self.resize_scale)
+        f = max(ww / (x1 - x0), wh / (y1 - y0))
+        vw, vh = display_size(width, height, overlay_max_side)
+        return (min(width, max(vw, int(width * f + 1))),
+                min(height, max(vh, int(height * f + 1))))
+
+    def prepare(self, rgb: np.ndarray, source: str,
+                size: Optional[Tuple[int, int]] = None) -> Prepared:
+        """Model inputs of one photo: ``rgb`` is the photo, or a reduced
+        copy of a photo of ``size`` (H, W) (:meth:`prepare_file`).
+        Elongated photos become windows (:mod:`~..core.tiles`)."""
+        height, width = size or rgb.shape[:2]
+        windows = aspect_windows(height, width, self.max_aspect)
+        fy, fx = rgb.shape[0] / height, rgb.shape[1] / width
+        pieces = []
+        for y0, y1, x0, x1 in windows:
+            crop = rgb if len(windows) == 1 else rgb[
+                int(y0 * fy + 0.5):max(int(y0 * fy + 0.5) + 1,
+                                       int(y1 * fy + 0.5)),
+                int(x0 * fx + 0.5):max(int(x0 * fx + 0.5) + 1,
+                                       int(x1 * fx + 0.5))]
+            pieces.append(self._prepare(crop, source))
+        return Prepared(source, (height, width), windows, pieces, rgb)
+
+    def prepare_file(self, path: str, overlay_max_side: int = 0
+                     ) -> Prepared:
+        """:meth:`prepare` of a photo file, decoded only as large as the
+        model and a view of ``overlay_max_side`` need (JPEG DCT scaling,
+        :func:`~..core.image.read_reduced`). Safe to call in data-loader
+        worker processes."""
+        rgb, size = read_reduced(
+            path, lambda w, h: self.needed_size(w, h, overlay_max_side),
+            self.max_pixels)
+        prepared = self.prepare(rgb, path, size)
+        # keep only the view the overlay needs (this crosses processes)
+        view = display_size(size[1], size[0], overlay_max_side)
+        if overlay_max_side and rgb.shape[1::-1] != view and \
+                rgb.shape[1] > view[0]:
+            prepared.rgb = cv2.resize(rgb, view,
+                                      interpolation=cv2.INTER_AREA)
+        return prepared
 
     def _log_probs(self, inputs, samples) -> np.ndarray:
         """(B, K, C, h, w) model-size log-probabilities of one batch."""
@@ -202,45 +263,42 @@ class DamageSegmenter:
                                         self.device, flip=self.tta)
         return out.float().cpu().numpy()
 
-    def predict_arrays(self, images: Sequence[np.ndarray],
-                       sources: Sequence[str]) -> List[DamageResult]:
-        """Segment RGB uint8 arrays. Images (or windows of elongated ones)
-        that the pipeline resizes to the same model size share a forward
-        pass."""
-        pieces = []  # (image index, window, model input, sample)
-        windows = []
-        for i, (img, src) in enumerate(zip(images, sources)):
-            h, w = img.shape[:2]
-            windows.append(aspect_windows(h, w, self.max_aspect))
-            for y0, y1, x0, x1 in windows[-1]:
-                pieces.append((i, *self._prepare(img[y0:y1, x0:x1], src)))
+    def forward(self, prepared: Sequence[Prepared]) -> List[np.ndarray]:
+        """Model-size log-probabilities (K, C, h, w) of each prepared
+        photo (windows stitched). Pieces that the pipeline resized to the
+        same model size share a forward pass."""
+        pieces = [(i, piece) for i, p in enumerate(prepared)
+                  for piece in p.pieces]
         groups: Dict[tuple, List[int]] = {}
-        for k, (_, _, sample) in enumerate(pieces):
+        for k, (_, (_, sample)) in enumerate(pieces):
             groups.setdefault(tuple(sample.img_shape), []).append(k)
         outputs: List[Optional[np.ndarray]] = [None] * len(pieces)
         for idx in groups.values():
-            batch = self._log_probs([pieces[k][1] for k in idx],
-                                    [pieces[k][2] for k in idx])
+            batch = self._log_probs([pieces[k][1][0] for k in idx],
+                                    [pieces[k][1][1] for k in idx])
             for k, out in zip(idx, batch):
                 outputs[k] = out
-        combine = (self.model.combine_terms if self.is_ensemble
-                   else softmax_mean)
         results = []
-        for i, (img, src) in enumerate(zip(images, sources)):
-            h, w = img.shape[:2]
-            parts = [out for (j, _, _), out in zip(pieces, outputs)
-                     if j == i]
-            log_probs = stitch(parts, windows[i], h, w)
-            up = upsample_to_mask(log_probs, h, w, combine,
-                                  full_probs=self.full_probs)
-            probs = up['probs'] if self.full_probs else combine(log_probs)[0]
-            report = damage_report(
-                up['mask'], None, self.classes, self.min_region_fraction,
-                confidence=(up['mean_confidence'], up['damage_confidence']))
-            results.append(DamageResult(src, up['mask'],
-                                        np.asarray(probs, np.float32),
-                                        report))
+        for i, p in enumerate(prepared):
+            parts = [out for (j, _), out in zip(pieces, outputs) if j == i]
+            results.append(stitch(parts, p.windows, *p.size))
         return results
+
+    def finish(self, log_probs: np.ndarray, size: Tuple[int, int],
+               source: str = '') -> DamageResult:
+        """The mask at the photo's ``size`` (H, W), scores and report of
+        one photo from its model-size log-probabilities."""
+        return finish(log_probs, size, source, self.combine, self.classes,
+                      self.min_region_fraction, self.full_probs)
+
+    def predict_arrays(self, images: Sequence[np.ndarray],
+                       sources: Sequence[str]) -> List[DamageResult]:
+        """Segment RGB uint8 arrays (:meth:`prepare`, :meth:`forward`,
+        :meth:`finish`)."""
+        prepared = [self.prepare(img, src)
+                    for img, src in zip(images, sources)]
+        return [self.finish(lp, p.size, p.source) for lp, p in
+                zip(self.forward(prepared), prepared)]
 
     def __call__(self, images: Union[ImageLike, Sequence[ImageLike]],
                  batch_size: int = 1) -> List[DamageResult]:

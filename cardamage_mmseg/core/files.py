@@ -33,6 +33,10 @@ TMP_PREFIX = '.tmp-'
 TMP_SUFFIX = '.part'
 
 
+#: write errors that end a run: every later file would fail too
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
+
+
 def is_temporary(name: str) -> bool:
     """Whether ``name`` is a temporary file :func:`atomic_write` left."""
     return name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)

@@ -10,7 +10,7 @@ limit (:data:`MAX_PIXELS`, the same for every tool and the service) is an
 import io
 import os
 import warnings
-from typing import Any, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -121,6 +121,34 @@ def _decode(source: Any, name: str, max_pixels: int = MAX_PIXELS
     """Open ``source`` (a path or a binary stream) as an oriented RGB
     uint8 array; any failure is an :class:`ImageReadError` naming ``name``.
     """
+    return _open_oriented(source, name, max_pixels)[0]
+
+
+#: EXIF orientations that swap width and height
+SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def read_reduced(path: str, min_size: Callable[[int, int], Tuple[int, int]],
+                 max_pixels: int = MAX_PIXELS
+                 ) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """Read a photo only as large as needed: (RGB uint8, (H, W) of the
+    whole photo, EXIF orientation applied).
+
+    ``min_size(W, H)`` gives the (w, h) the caller needs of the oriented
+    photo (the model's input, an overlay). A JPEG is decoded at the
+    smallest DCT scale (1, 1/2, 1/4, 1/8: Pillow's ``draft``) that is at
+    least that large, a fraction of the work of a full decode; other
+    formats are decoded whole. Errors as :func:`read_image_rgb`.
+    """
+    return _open_oriented(path, path, max_pixels, min_size)
+
+
+def _open_oriented(source: Any, name: str, max_pixels: int,
+                   min_size: Optional[Callable[[int, int],
+                                               Tuple[int, int]]] = None
+                   ) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """(oriented RGB uint8, (H, W) of the oriented photo) of ``source``;
+    with ``min_size``, a JPEG is decoded only as large as it asks."""
     try:
         with warnings.catch_warnings():
             # our own limit applies (Pillow warns from 89 MP)
@@ -128,8 +156,17 @@ def _decode(source: Any, name: str, max_pixels: int = MAX_PIXELS
             img = Image.open(source)
         with img:
             check_pixels(*img.size, name, max_pixels)
+            raw_w, raw_h = img.size
+            turned = img.getexif().get(EXIF_ORIENTATION_TAG, 1) in \
+                SWAPPING_ORIENTATIONS
+            width, height = (raw_h, raw_w) if turned else (raw_w, raw_h)
+            if min_size is not None and img.format == 'JPEG':
+                need_w, need_h = min_size(width, height)
+                img.draft('RGB', (need_h, need_w) if turned else
+                          (need_w, need_h))
             img.load()
-            return pil_to_rgb(ImageOps.exif_transpose(img), name)
+            return pil_to_rgb(ImageOps.exif_transpose(img), name), (height,
+                                                                   width)
     except ImageReadError:
         raise
     except Exception as err:

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import os.path as osp
+from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,10 +30,12 @@ from .files import atomic_write_bytes
 from .image import encode_image
 from .masks import save_mask
 from .overlay import add_legend, overlay, shrink_for_display
+from .result import finish
+from .upsample import Combine
 
 #: longest side of an overlay by default (a view for people; the mask keeps
 #: the photo's size)
-OVERLAY_MAX_SIDE = 2048
+OVERLAY_MAX_SIDE = 1000
 
 
 def file_identity(path: str) -> Dict:
@@ -140,3 +143,34 @@ def write_summary(out: str, rows: List[Dict],
         writer.writerow(row)
     atomic_write_bytes(osp.join(out, 'report.csv'), text.getvalue().encode(
         'utf-8', 'backslashreplace'))
+
+
+@dataclass
+class WriteTask:
+    """Everything a writer process needs to finish and write one photo
+    (:func:`write_photo`): small (model-size log-probabilities, a reduced
+    view of the photo), picklable."""
+    out: str
+    name: str
+    source: str
+    log_probs: np.ndarray
+    size: Tuple[int, int]
+    rgb: np.ndarray
+    combine: Combine
+    classes: Sequence[str]
+    palette: Sequence[Sequence[int]]
+    min_region_fraction: float
+    opacity: float
+    model: str
+    overlay_max_side: int
+
+
+def write_photo(task: WriteTask) -> Dict:
+    """Finish one photo (mask at its size, report) and write its outputs;
+    returns its ``ok`` report row."""
+    result = finish(task.log_probs, task.size, task.source, task.combine,
+                    task.classes, task.min_region_fraction)
+    write_outputs(task.out, task.name, task.source, task.rgb, result.mask,
+                  result.report, task.classes, task.palette, task.opacity,
+                  task.model, task.overlay_max_side)
+    return dict(file=task.source, status='ok', **result.report)

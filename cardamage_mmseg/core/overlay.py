@@ -34,18 +34,29 @@ def overlay(image: np.ndarray, mask: np.ndarray,
     return out
 
 
+def display_size(width: int, height: int, max_side: int) -> tuple:
+    """(w, h) of a view of a ``width`` x ``height`` photo whose longer
+    side is at most ``max_side`` (0: the photo's size)."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    f = max_side / max(width, height)
+    return max(1, int(width * f + 0.5)), max(1, int(height * f + 0.5))
+
+
 def shrink_for_display(image: np.ndarray, mask: np.ndarray,
                        max_side: int) -> tuple:
-    """(image, mask) with the longer side at most ``max_side`` (area
-    averaging for the photo, nearest for the class ids); 0: as they are.
-    """
+    """(image, mask) at :func:`display_size` of the mask (the photo's
+    size); ``image`` may be a reduced copy of the photo. Area averaging
+    shrinks the photo, bilinear enlarges it; class ids: nearest."""
     h, w = mask.shape[:2]
-    if not max_side or max(h, w) <= max_side:
-        return image, mask
-    f = max_side / max(h, w)
-    size = (max(1, int(w * f + 0.5)), max(1, int(h * f + 0.5)))
-    return (cv2.resize(image, size, interpolation=cv2.INTER_AREA),
-            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST))
+    size = display_size(w, h, max_side)
+    if image.shape[1::-1] != size:
+        shrink = image.shape[1] > size[0]
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if
+                           shrink else cv2.INTER_LINEAR)
+    if mask.shape[::-1] != size:
+        mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    return image, mask
 
 
 def add_legend(image: np.ndarray, classes: Sequence[str],

@@ -27,19 +27,28 @@ def damage_report(mask: np.ndarray, probs: Optional[np.ndarray],
     total = float(h * w)
     report = dict(width=int(w), height=int(h))
     damage = mask != background_index
-    report['damage_share'] = round(float(damage.sum()) / total, 6)
+    report['damage_share'] = round(np.count_nonzero(damage) / total, 6)
     min_area = max(1, int(round(min_region_fraction * total)))
     regions = []
     for cid, name in enumerate(classes):
         if cid == background_index:
             continue
-        sel = (mask == cid).astype(np.uint8)
-        report[f'share.{name}'] = round(float(sel.sum()) / total, 6)
-        if not sel.any():
+        sel = (mask == cid).view(np.uint8)
+        count = int(np.count_nonzero(sel))
+        report[f'share.{name}'] = round(count / total, 6)
+        if not count:
             continue
-        n, _, stats, _ = cv2.connectedComponentsWithStats(sel, connectivity=8)
+        # components inside the class's bounding box only (the same
+        # components; damage is usually a small part of a photo)
+        rows = np.flatnonzero(sel.any(axis=1))
+        cols = np.flatnonzero(sel.any(axis=0))
+        y0, x0 = int(rows[0]), int(cols[0])
+        crop = sel[y0:int(rows[-1]) + 1, x0:int(cols[-1]) + 1]
+        n, _, stats, _ = cv2.connectedComponentsWithStats(
+            np.ascontiguousarray(crop), connectivity=8)
         for k in range(1, n):
             x, y, bw, bh, area = (int(v) for v in stats[k])
+            x, y = x + x0, y + y0
             if area >= min_area:
                 regions.append(dict(cls=name, area_px=area,
                                     bbox=[x, y, bw, bh]))

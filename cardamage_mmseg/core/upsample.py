@@ -1,4 +1,4 @@
-"""From model-resolution scores to the original-size mask, in row tiles.
+"""From model-resolution scores to the original-size mask, in row bands.
 
 mmseg resizes every class's logits to the photo's size (bilinear,
 ``align_corners=False``) and takes the argmax: a 100 MP photo holds 2 x 100
@@ -13,21 +13,29 @@ rule), for output index ``i`` of ``n_out`` from ``n_in`` inputs::
     i0 = floor(s);  i1 = min(i0 + 1, n_in - 1);  t = s - i0
     y[i] = (1 - t) * x[i0] + t * x[i1]
 
-applied to rows, then to columns. The inputs are log-probabilities (one
-map per term: a flipped pass, an ensemble member): since a class-constant
-shift does not change a softmax, ``softmax(upsample(log_softmax(z)))`` ==
-``softmax(upsample(z))``, so a single model gives mmseg's probabilities and
-mask (up to float rounding).
+applied to rows (numpy, on the model's narrow width), then to columns
+(``cv2.resize`` of the band, whose rows it leaves as they are). The inputs
+are log-probabilities (one map per term: a flipped pass, an ensemble
+member): a class-constant shift does not change a softmax, so
+``softmax(upsample(log_softmax(z))) == softmax(upsample(z))`` and a single
+model gives mmseg's mask (up to float rounding). With two classes and one
+term only the difference ``z_1 - z_0`` is upsampled (bilinear is linear:
+its sign is the argmax), a seventh of the work.
+
+Confidence figures come from the scores at the model's resolution (the
+mean probability of the predicted class over its pixels), not from the
+photo-size maps.
 """
 from typing import Callable, Dict, Tuple
 
+import cv2
 import numpy as np
 
-#: output pixels per band (x classes x terms floats in flight)
+#: output pixels per band (x channels floats in flight)
 BAND_PIXELS = 1 << 21
 
-#: (K, C, h, W) upsampled log-probabilities of K terms -> (C, h, W) scores
-#: (probabilities or vote shares) and (h, W) labels
+#: (K, C, ...) log-probabilities of K terms -> (C, ...) scores
+#: (probabilities or vote shares) and (...) uint8 labels
 Combine = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
 
@@ -51,6 +59,21 @@ def softmax_mean(terms: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return probs, probs.argmax(axis=0).astype(np.uint8)
 
 
+def upsample_bands(maps: np.ndarray, height: int, width: int):
+    """Yield ``(y0, band)``: ``maps`` (h, w, D) float32 upsampled
+    bilinearly to ``height`` x ``width``, as (rows, width, D) bands."""
+    h, w, d = maps.shape
+    r0, r1, rt = sample_index(height, h)
+    band = max(1, BAND_PIXELS // max(1, width * d))
+    for y0 in range(0, height, band):
+        y1 = min(height, y0 + band)
+        t = rt[y0:y1, None, None]
+        rows = maps[r0[y0:y1]] * (1 - t) + maps[r1[y0:y1]] * t
+        out = cv2.resize(rows, (width, y1 - y0),
+                         interpolation=cv2.INTER_LINEAR)
+        yield y0, out.reshape(y1 - y0, width, d)
+
+
 def upsample_to_mask(log_probs: np.ndarray, height: int, width: int,
                      combine: Combine = softmax_mean,
                      background_index: int = 0,
@@ -58,40 +81,36 @@ def upsample_to_mask(log_probs: np.ndarray, height: int, width: int,
     """Labels of a photo of ``height`` x ``width`` from model-resolution
     ``log_probs`` (K, C, h, w), band by band.
 
-    Returns ``mask`` (H, W) uint8, ``mean_confidence`` (mean over pixels of
-    the score of the chosen class), ``damage_confidence`` (the same over
-    non-background pixels, None if there are none) and ``probs``: (C, H, W)
-    float32 scores if ``full_probs``, else None.
+    Returns ``mask`` (H, W) uint8; ``scores`` (C, h, w) and ``labels``
+    (h, w) at the model's resolution; ``mean_confidence`` (mean score of
+    the chosen class over those pixels), ``damage_confidence`` (the same
+    over non-background pixels, None if there are none); ``probs``: (C,
+    H, W) float32 scores if ``full_probs``, else None.
     """
     if log_probs.ndim != 4:
         raise ValueError(f'log_probs must be (K, C, h, w), not '
                          f'{log_probs.shape}')
     k, c, h, w = log_probs.shape
     x = np.ascontiguousarray(log_probs, dtype=np.float32)
-    r0, r1, rt = sample_index(height, h)
-    c0, c1, ct = sample_index(width, w)
+    scores, labels = combine(x)
+    conf = np.take_along_axis(scores, labels[None].astype(np.intp),
+                              axis=0)[0]
+    damage = labels != background_index
     mask = np.empty((height, width), np.uint8)
     probs = np.empty((c, height, width), np.float32) if full_probs else None
-    conf_sum = damage_sum = 0.0
-    damage_px = 0
-    band = max(1, BAND_PIXELS // max(1, width * k * c))
-    for y0 in range(0, height, band):
-        y1 = min(height, y0 + band)
-        t = rt[y0:y1, None]
-        rows = x[:, :, r0[y0:y1]] * (1 - t) + x[:, :, r1[y0:y1]] * t
-        tile = rows[..., c0] * (1 - ct) + rows[..., c1] * ct
-        scores, labels = combine(tile)
-        mask[y0:y1] = labels
-        conf = np.take_along_axis(scores, labels[None].astype(np.intp),
-                                  axis=0)[0]
-        conf_sum += float(conf.sum(dtype=np.float64))
-        damage = labels != background_index
-        damage_px += int(damage.sum())
-        damage_sum += float(conf[damage].sum(dtype=np.float64))
-        if probs is not None:
-            probs[:, y0:y1] = scores
-    return dict(mask=mask, probs=probs,
-                mean_confidence=conf_sum / max(1, height * width),
-                damage_confidence=(damage_sum / damage_px
-                                   if damage_px else None))
-
+    if k == 1 and c == 2 and combine is softmax_mean and not full_probs:
+        diff = (x[0, 1] - x[0, 0])[..., None]  # > 0: class 1 wins
+        for y0, band in upsample_bands(diff, height, width):
+            mask[y0:y0 + len(band)] = band[..., 0] > 0
+    else:
+        hwd = x.reshape(k * c, h, w).transpose(1, 2, 0).copy()
+        for y0, band in upsample_bands(hwd, height, width):
+            terms = band.transpose(2, 0, 1).reshape(k, c, *band.shape[:2])
+            band_scores, band_labels = combine(terms)
+            mask[y0:y0 + len(band)] = band_labels
+            if probs is not None:
+                probs[:, y0:y0 + len(band)] = band_scores
+    return dict(mask=mask, probs=probs, scores=scores, labels=labels,
+                mean_confidence=float(conf.mean()),
+                damage_confidence=(float(conf[damage].mean())
+                                   if damage.any() else None))

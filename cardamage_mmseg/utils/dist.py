@@ -10,6 +10,8 @@ process) and wraps without ``device_ids``. On GPU machines it does nothing.
 """
 import gc
 import os
+import subprocess
+from typing import Any, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -79,3 +81,46 @@ def finish_distributed() -> None:
         dist.barrier()
         dist.destroy_process_group()
     gc.collect()
+
+
+def start_shard(launcher: str = 'none') -> Tuple[int, int, int]:
+    """(rank, world size, local rank) of a sharded inference process,
+    with a gloo process group started for :func:`gather_to_first`.
+
+    ``'pytorch'``: torchrun's environment; ``'slurm'``: srun's
+    (``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``; the first host
+    of the job is the master, port ``MASTER_PORT`` or 29500). ``'none'``:
+    one process. gloo also on GPU machines: only report rows travel.
+    """
+    if launcher == 'none':
+        return 0, 1, 0
+    if launcher == 'slurm':
+        env = os.environ
+        if 'SLURM_PROCID' not in env:
+            raise ConfigError('--launcher slurm needs srun '
+                              '(tools/slurm_infer.sh)')
+        env['RANK'] = env['SLURM_PROCID']
+        env['WORLD_SIZE'] = env['SLURM_NTASKS']
+        env['LOCAL_RANK'] = env.get('SLURM_LOCALID', '0')
+        env.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in env:
+            nodes = subprocess.run(
+                ['scontrol', 'show', 'hostnames', env['SLURM_NODELIST']],
+                capture_output=True, text=True, check=True).stdout
+            env['MASTER_ADDR'] = nodes.split()[0]
+    elif 'RANK' not in os.environ:
+        raise ConfigError('--launcher pytorch needs torchrun '
+                          '(tools/dist_infer.sh)')
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    return (dist.get_rank(), dist.get_world_size(),
+            int(os.environ.get('LOCAL_RANK', 0)))
+
+
+def gather_to_first(obj: Any) -> Optional[List[Any]]:
+    """Every rank's ``obj`` at rank 0 (a list in rank order; None
+    elsewhere), then the group is closed (:func:`finish_distributed`)."""
+    out = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, out, dst=0)
+    finish_distributed()
+    return out

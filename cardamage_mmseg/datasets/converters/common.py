@@ -13,7 +13,6 @@ class ids) into ``img_dir/<split>/<stem>.jpg`` and
   never leaves a truncated file, and a re-run skips finished pairs;
 - a bad polygon or image is skipped and reported with its reason.
 """
-import errno
 import hashlib
 import json
 import math
@@ -28,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ...core import masks
-from ...core.files import atomic_write_bytes, is_temporary
+from ...core.files import DISK_ERRNOS, atomic_write_bytes, is_temporary
 from ...core.image import encode_image
 from ...core.image import pil_to_rgb
 from ...utils.deprecation import moved_names
@@ -49,9 +48,6 @@ class WriteError(ConversionError):
     """The output cannot be written at all (a full disk, a quota): the run
     stops (with its report, where that can still be written)."""
 
-
-#: write errors that stop a run (every later file would fail too)
-DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 
 
 @dataclass

@@ -12,6 +12,7 @@ Memory: members' weights plus one batch of activations; nothing is kept
 across batches.
 """
 import os
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,6 +30,29 @@ from ..frozen import load_frozen_model
 from .fusion import FUSION_RULES, fuse, normalise_weights
 from .probs import (group_by_original_size, predict_log_probs,
                     predict_probs)
+
+
+@dataclass(frozen=True)
+class TermFusion:
+    """(M * T, C, ...) upsampled log-probabilities of M members (T flip
+    terms each) -> fused (scores, labels): each member's probabilities
+    (mean over its T terms), then the fusion rule, as
+    :meth:`EnsembleSegmentor.member_probs` + ``fuse_batch`` do at the
+    original size. Picklable: writer processes fuse bands of rows."""
+    num_members: int
+    fusion: str
+    weights: Tuple[float, ...]
+    background_index: int = 0
+    #: runs torch ops (``segment_files`` keeps it out of forked writers)
+    uses_torch = True
+
+    def __call__(self, terms: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        probs = torch.from_numpy(np.ascontiguousarray(terms)).softmax(dim=1)
+        probs = probs.view(self.num_members, -1,
+                           *probs.shape[1:]).mean(dim=1)
+        scores, labels = fuse(probs, self.fusion, list(self.weights),
+                              self.background_index)
+        return scores.numpy(), labels.numpy().astype(np.uint8)
 
 
 @MODELS.register_module()
@@ -169,18 +193,15 @@ class EnsembleSegmentor(BaseSegmentor):
             per_member.append(log_probs.to(self._fusion_device))
         return torch.cat(per_member, dim=1)
 
+    def combiner(self) -> 'TermFusion':
+        """The fusion of upsampled terms, as a small picklable object."""
+        return TermFusion(len(self.members), self.fusion,
+                          tuple(self.weights), self.background_index)
+
     def combine_terms(self, terms: np.ndarray
                       ) -> Tuple[np.ndarray, np.ndarray]:
-        """(M * T, C, h, w) upsampled log-probabilities -> fused (scores,
-        labels): each member's probabilities (mean over its T terms), then
-        the fusion rule, as :meth:`member_probs` + :meth:`fuse_batch` do at
-        the original size."""
-        m = len(self.members)
-        probs = torch.from_numpy(np.ascontiguousarray(terms)).softmax(dim=1)
-        probs = probs.view(m, -1, *probs.shape[1:]).mean(dim=1)
-        scores, labels = fuse(probs, self.fusion, self.weights,
-                              self.background_index)
-        return scores.numpy(), labels.numpy().astype(np.uint8)
+        """:class:`TermFusion` of this ensemble."""
+        return self.combiner()(terms)
 
     @property
     def _fusion_device(self) -> torch.device:

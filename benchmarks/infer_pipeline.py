@@ -1,0 +1,201 @@
+"""What inference on 12 MP photos costs around the model, and end to end.
+
+    python benchmarks/infer_pipeline.py [--photos 16] [--size 4032x3024]
+        [--config configs/segformer_b0_cardamage.py] [--batch-size 2]
+        [--what components pipeline e2e]
+
+- components: CPU milliseconds per photo on one core, null model (a fixed
+  map with about 5% damage instead of the network), default outputs (mask
+  at the photo's size, overlay, report line): decode + pipeline, finish
+  (upsample, report), write; next to the old serial path (full decode,
+  full-size class probabilities, full-size overlay: what tools/infer.py
+  did before).
+- pipeline: photos/s of ``segment_files`` with the null model for a few
+  worker/writer settings (how the CPU work scales with processes).
+- e2e: SegFormer-b0 (random weights): model-only images/s at the batch
+  size (the prepared inputs fed to the model again and again) and
+  ``segment_files`` photos/s on the same photos.
+Photos: the bundled demo photos scaled up to ``--size`` (JPEG quality 90).
+"""
+import argparse
+import os
+import os.path as osp
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from benchmarks.overheads import DEMO_IMG, random_checkpoints  # noqa: E402
+from benchmarks.report import save_report  # noqa: E402
+
+
+def make_photos(folder: str, n: int, size) -> list:
+    names = sorted(f for f in os.listdir(DEMO_IMG) if f.endswith('.jpg'))
+    paths = []
+    for i in range(n):
+        src = Image.open(osp.join(DEMO_IMG, names[i % len(names)]))
+        path = osp.join(folder, f'photo_{i:03d}.jpg')
+        src.convert('RGB').resize(size, Image.Resampling.BILINEAR).save(
+            path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def null_log_probs(h: int, w: int) -> np.ndarray:
+    """(1, 2, h, w) log-probabilities with a few smooth blobs (~5%)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    field = np.zeros((h, w), np.float32)
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(
+            0.04, 0.1) * max(h, w)
+        field += np.exp(-((yy - cy)**2 + (xx - cx)**2) / (2 * r * r))
+    logit = (field - 0.6) * 8
+    return np.stack([np.zeros_like(logit), logit])[None].astype(np.float32)
+
+
+def make_null(segmenter) -> None:
+    """Replace the network: every photo gets :func:`null_log_probs` at its
+    model size (windows stitched as usual)."""
+    def forward(prepared):
+        outs = []
+        for p in prepared:
+            h, w = (int(v) for v in p.pieces[0][1].img_shape)
+            outs.append(null_log_probs(h, w))
+        return outs
+    segmenter.forward = forward
+
+
+def components(segmenter, paths, out) -> dict:
+    from cardamage_mmseg.core.image import read_image_rgb
+    from cardamage_mmseg.core.outputs import (OVERLAY_MAX_SIDE, WriteTask,
+                                              write_outputs, write_photo)
+    from cardamage_mmseg.core.report import damage_report
+    from cardamage_mmseg.core.result import finish
+    times = {k: [] for k in ('prepare', 'finish', 'write', 'old read',
+                             'old report', 'old write')}
+    for i, path in enumerate(paths):
+        t0 = time.perf_counter()
+        p = segmenter.prepare_file(path, OVERLAY_MAX_SIDE)
+        t1 = time.perf_counter()
+        [lp] = segmenter.forward([p])
+        t2 = time.perf_counter()
+        result = finish(lp, p.size, path, segmenter.combine,
+                        segmenter.classes, segmenter.min_region_fraction)
+        t3 = time.perf_counter()
+        write_photo(WriteTask(out, f'new_{i}', path, lp, p.size, p.rgb,
+                              segmenter.combine, segmenter.classes,
+                              segmenter.palette, 5e-4, 0.5, 'bench',
+                              OVERLAY_MAX_SIDE))
+        t4 = time.perf_counter()
+        times['prepare'].append(t1 - t0)
+        times['finish'].append(t3 - t2)
+        times['write'].append((t4 - t3) - (t3 - t2))  # write_photo - finish
+        # the old serial path: full decode, full-size probabilities
+        s0 = time.perf_counter()
+        rgb = read_image_rgb(path)
+        s1 = time.perf_counter()
+        full = finish(lp, p.size, path, segmenter.combine,
+                      segmenter.classes, 5e-4, full_probs=True)
+        report = damage_report(full.mask, full.probs, segmenter.classes)
+        s2 = time.perf_counter()
+        write_outputs(out, f'old_{i}', path, rgb, full.mask, report,
+                      segmenter.classes, segmenter.palette, 0.5, 'bench',
+                      0)
+        s3 = time.perf_counter()
+        times['old read'].append(s1 - s0)
+        times['old report'].append(s2 - s1)
+        times['old write'].append(s3 - s2)
+        del result
+    med = {k: round(statistics.median(v) * 1000, 1) for k, v in
+           times.items()}
+    med['new total'] = round(med['prepare'] + med['finish'] + med['write'],
+                             1)
+    med['old total'] = round(med['old read'] + med['old report'] +
+                             med['old write'], 1)
+    return med
+
+
+def pipeline(segmenter, paths, out, settings, batch_size) -> list:
+    from cardamage_mmseg.apis import segment_files
+    rows = []
+    items = [(p, osp.splitext(osp.basename(p))[0]) for p in paths]
+    for workers, writers in settings:
+        run = segment_files(segmenter, items, osp.join(
+            out, f'w{workers}_{writers}'), batch_size, workers, writers)
+        rows.append(dict(workers=workers, writers=writers,
+                         photos_per_s=round(run.done / run.seconds, 2),
+                         failed=run.failed))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def model_only(segmenter, paths, batch_size, rounds=3) -> float:
+    prepared = [segmenter.prepare_file(p, 0) for p in paths[:batch_size]]
+    segmenter.forward(prepared)  # warm-up
+    start = time.perf_counter()
+    for _ in range(rounds):
+        segmenter.forward(prepared)
+    return rounds * len(prepared) / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--photos', type=int, default=16)
+    p.add_argument('--size', default='4032x3024')
+    p.add_argument('--config', default='configs/segformer_b0_cardamage.py')
+    p.add_argument('--batch-size', type=int, default=2)
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--what', nargs='+', default=['components', 'pipeline',
+                                                  'e2e'])
+    p.add_argument('--out-dir', default='work_dirs/benchmarks')
+    args = p.parse_args(argv)
+    import torch
+
+    from cardamage_mmseg.apis import DamageSegmenter, segment_files
+    size = tuple(int(v) for v in args.size.split('x'))
+    cores = len(os.sched_getaffinity(0))
+    report = dict(config=args.config, photos=args.photos, size=args.size,
+                  batch_size=args.batch_size, cores=cores,
+                  torch_threads=torch.get_num_threads())
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = make_photos(tmp, args.photos, size)
+        [ckpt] = random_checkpoints(tmp, [args.config])
+        seg = DamageSegmenter(osp.join(REPO, args.config), ckpt,
+                              args.device)
+        if 'e2e' in args.what:
+            rate = model_only(seg, paths, args.batch_size)
+            items = [(q, osp.splitext(osp.basename(q))[0]) for q in paths]
+            report['e2e'] = dict(model_only=round(rate, 2), runs=[])
+            for workers, writers in ((0, 0), (1, 1)):
+                run = segment_files(seg, items, osp.join(
+                    tmp, f'e2e_{workers}{writers}'), args.batch_size,
+                    workers, writers)
+                speed = run.done / run.seconds
+                report['e2e']['runs'].append(dict(
+                    workers=workers, writers=writers,
+                    photos_per_s=round(speed, 2),
+                    ratio=round(speed / rate, 3)))
+            print('e2e', report['e2e'], flush=True)
+        make_null(seg)
+        if 'components' in args.what:
+            report['components_ms'] = components(seg, paths,
+                                                 osp.join(tmp, 'c'))
+            print('components (ms per photo, one core):',
+                  report['components_ms'], flush=True)
+        if 'pipeline' in args.what:
+            settings = [(0, 0), (1, 1)] + ([(2, 2)] if cores >= 4 else [])
+            report['null_pipeline'] = pipeline(
+                seg, paths, osp.join(tmp, 'p'), settings, args.batch_size)
+    save_report(report, args.out_dir, 'infer_pipeline', args.device)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Segment many photo files at the pace of the model.
+
+Three stages overlap: data-loader worker processes decode photos only as
+large as needed (JPEG DCT scaling) and run the test pipeline; the main
+process batches the model calls; a pool of writer processes upsamples each
+mask to the photo's size, computes its report and writes its files
+(``core.result.finish``, ``core.outputs.write_outputs``: torch-free).
+Reports come back in input order; a photo that fails is one error row;
+Ctrl-C, a crashed worker or a full disk end the run with the rows that
+finished (``FolderRun.stopped`` says why).
+
+Why not mmseg's inferencer or a plain loop: both decode, run the model,
+upsample every class and write in one thread, so on 12 MP photos the CPU
+work around the model, not the model, sets the pace.
+"""
+import multiprocessing
+import os
+import signal
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from torch.utils.data import DataLoader, Dataset
+
+from ..core.files import DISK_ERRNOS
+from ..core.inputs import Item
+from ..core.outputs import OVERLAY_MAX_SIDE, WriteTask, write_photo
+from .inference import DamageSegmenter
+
+
+@dataclass
+class FolderRun:
+    """What :func:`segment_files` did: report ``rows`` in input order
+    (status ok / error), counts, seconds in the model and in all, and
+    ``stopped``: why the run ended early ('' if it did not)."""
+    rows: List[Dict] = field(default_factory=list)
+    done: int = 0
+    failed: int = 0
+    model_seconds: float = 0.0
+    seconds: float = 0.0
+    stopped: str = ''
+    interrupted: bool = False
+
+
+class _PhotoFiles(Dataset):
+    """Photo ``i`` -> (i, Prepared or None, error message)."""
+
+    def __init__(self, segmenter: DamageSegmenter, items: Sequence[Item],
+                 overlay_max_side: int) -> None:
+        self.segmenter = segmenter
+        self.items = list(items)
+        self.overlay_max_side = overlay_max_side
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        path = self.items[i][0]
+        try:
+            return i, self.segmenter.prepare_file(path,
+                                                  self.overlay_max_side), ''
+        except Exception as err:  # unreadable, above the pixel limit, ...
+            return i, None, str(err)
+
+
+def _writer_init() -> None:
+    # Ctrl-C reaches the whole process group: writers finish the photo in
+    # hand, the main process decides what happens next
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def default_workers() -> Tuple[int, int]:
+    """(data-loader workers, writer processes) for this machine: a quarter
+    of the cores each, at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(
+        os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    return max(1, cores // 4), max(1, cores // 4)
+
+
+def segment_files(segmenter: DamageSegmenter, items: Sequence[Item],
+                  out: str, batch_size: int = 1,
+                  num_workers: Optional[int] = None,
+                  num_writers: Optional[int] = None,
+                  opacity: float = 0.5,
+                  overlay_max_side: int = OVERLAY_MAX_SIDE,
+                  progress: Optional[Callable[[int], None]] = None
+                  ) -> FolderRun:
+    """Segment the photo files ``items`` [(path, output name)] into
+    ``out`` (module docstring). ``num_workers``/``num_writers``: None for
+    :func:`default_workers`, 0 to run that stage in this process.
+    ``progress(n)`` is called as photos finish."""
+    workers, writers = default_workers()
+    workers = workers if num_workers is None else num_workers
+    writers = writers if num_writers is None else num_writers
+    run = FolderRun()
+    rows: Dict[int, Dict] = {}
+    start = time.perf_counter()
+
+    def failed(i: int, why: str) -> None:
+        rows[i] = dict(file=items[i][0], status='error', error=why)
+        run.failed += 1
+        if progress:
+            progress(1)
+
+    loader = DataLoader(
+        _PhotoFiles(segmenter, items, overlay_max_side),
+        batch_size=batch_size, collate_fn=list, num_workers=workers,
+        prefetch_factor=2 if workers else None,
+        pin_memory=str(segmenter.device).startswith('cuda'))
+    if getattr(segmenter.combine, 'uses_torch', False):
+        writers = 0  # see below: a forked writer must not call torch
+    # fork: writers start at once (forkserver or spawn import the main
+    # script, torch included: 5 s). The price: a forked process whose
+    # parent's OpenMP threads have just run hangs in its first OpenMP
+    # call (seen here in torch.set_num_threads), so writers stay
+    # torch-free: ensembles (whose fusion is torch) write in this process.
+    pool = ProcessPoolExecutor(
+        writers, mp_context=multiprocessing.get_context('fork'),
+        initializer=_writer_init) if writers else None
+    pending: Dict[Future, int] = {}
+
+    def collect(futures) -> None:
+        for future in futures:
+            i = pending.pop(future)
+            try:
+                rows[i] = future.result()
+            except OSError as err:
+                if err.errno in DISK_ERRNOS:  # every later write fails too
+                    raise _Stop(f'cannot write the outputs: {err}') from None
+                failed(i, f'cannot write its outputs: {err}')
+                continue
+            except Exception as err:
+                failed(i, f'{type(err).__name__}: {err}')
+                continue
+            run.done += 1
+            if progress:
+                progress(1)
+
+    def submit(i: int, prepared, log_probs) -> None:
+        path, name = items[i]
+        task = WriteTask(out, name, path, log_probs, prepared.size,
+                         prepared.rgb, segmenter.combine,
+                         segmenter.classes, segmenter.palette,
+                         segmenter.min_region_fraction, opacity,
+                         segmenter.identity, overlay_max_side)
+        if pool is None:
+            future: Future = Future()
+            try:
+                future.set_result(write_photo(task))
+            except Exception as err:
+                future.set_exception(err)
+            pending[future] = i
+            collect([future])
+            return
+        pending[pool.submit(write_photo, task)] = i
+        while len(pending) > 2 * writers:  # bounded memory in flight
+            done, _ = wait_futures(list(pending), return_when=FIRST_COMPLETED)
+            collect(done)
+
+    try:
+        for batch in loader:
+            ready = []
+            for i, prepared, error in batch:
+                if prepared is None:
+                    failed(i, error)
+                else:
+                    ready.append((i, prepared))
+            t0 = time.perf_counter()
+            results = _forward_each(segmenter, ready, failed)
+            run.model_seconds += time.perf_counter() - t0
+            for (i, prepared), log_probs in zip(ready, results):
+                if log_probs is not None:
+                    submit(i, prepared, log_probs)
+        collect(list(pending))
+    except _Stop as stop:
+        run.stopped = str(stop)
+    except KeyboardInterrupt:
+        run.stopped, run.interrupted = 'stopped by the user (Ctrl-C)', True
+    except Exception as err:  # a crashed data-loader or writer process
+        run.stopped = f'stopped: {type(err).__name__}: {err}'
+    finally:
+        if pool is not None:  # photos in hand finish, queued ones do not
+            pool.shutdown(wait=True, cancel_futures=True)
+            try:
+                collect([f for f in pending
+                         if f.done() and not f.cancelled()])
+            except _Stop:
+                pass
+    run.rows = [rows[i] for i in sorted(rows)]
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+class _Stop(Exception):
+    """Ends a run: the message says why."""
+
+
+def _forward_each(segmenter: DamageSegmenter, ready, failed) -> list:
+    """Log-probabilities of a batch; if the batch fails, each photo alone,
+    so only the photo that fails is lost (``failed(i, why)``, None)."""
+    if not ready:
+        return []
+    try:
+        return segmenter.forward([p for _, p in ready])
+    except Exception as err:  # out of memory, a model that cannot take it
+        if len(ready) == 1:
+            failed(ready[0][0], f'{type(err).__name__}: {err}')
+            return [None]
+    return [_forward_each(segmenter, [r], failed)[0] for r in ready]
