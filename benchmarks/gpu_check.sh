@@ -17,6 +17,9 @@
 #   accuracy  the demo config trained from the same seed in fp32 twice (the
 #             noise) and with FAST_FLAGS (default "--amp --compile"),
 #             each validated
+#   infer     infer_pipeline.py on 12 MP photos: model-only vs end-to-end
+#             tools/infer.py pipeline (issue #16's >= 0.9x), per worker and
+#             writer setting, with the machine's core count
 # Knobs: PYTHON, OUT, WHL, DEVICE (cuda), SIZE (512), STEPS (20), ITERS (300)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -114,5 +117,13 @@ if want accuracy; then
         echo "   trained in $(( $(date +%s) - start )) s; $(grep -o \
             'mIoU: [0-9.]*.*' "$work.log" | tail -1)"
     done
+fi
+# ---- infer ------------------------------------------------------------------
+if want infer; then
+    echo "== 12 MP inference pipeline vs model alone ($(nproc) cores)"
+    "$PY" benchmarks/infer_pipeline.py --device "$DEVICE" --photos 64 \
+        --batch-size 16 --what e2e components --out-dir "$OUT" \
+        2>&1 | grep -v "mmengine - INFO" | tee "$OUT/infer_pipeline.log" \
+        || status=1
 fi
 exit $status

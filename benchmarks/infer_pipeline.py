@@ -173,7 +173,10 @@ def main(argv=None) -> int:
             rate = model_only(seg, paths, args.batch_size)
             items = [(q, osp.splitext(osp.basename(q))[0]) for q in paths]
             report['e2e'] = dict(model_only=round(rate, 2), runs=[])
-            for workers, writers in ((0, 0), (1, 1)):
+            cores_4 = max(1, cores // 4)
+            settings = [(0, 0), (1, 1)] + ([(cores_4, cores_4)]
+                                           if cores_4 > 1 else [])
+            for workers, writers in settings:
                 run = segment_files(seg, items, osp.join(
                     tmp, f'e2e_{workers}{writers}'), args.batch_size,
                     workers, writers)

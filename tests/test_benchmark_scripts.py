@@ -47,3 +47,18 @@ def test_gpu_speed_script_runs_on_the_cpu(tmp_path):
     assert all(r['train'] > 0 and r['infer'] > 0 for r in report['rows'])
     assert report['device'] == 'CPU'
     assert 'AmpOptimWrapper needs a GPU, skipped' in res.stdout
+
+
+@pytest.mark.slow  # about a minute: a model, 3 pipeline runs
+def test_infer_pipeline_benchmark_rows(tmp_path):
+    res = run_tool('benchmarks/infer_pipeline.py', '--photos', '2',
+                   '--size', '640x480', '--batch-size', '1',
+                   '--out-dir', str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.load(open(tmp_path / 'infer_pipeline_cpu.json'))
+    assert report['e2e']['model_only'] > 0
+    assert all(r['photos_per_s'] > 0 for r in report['e2e']['runs'])
+    parts = report['components_ms']
+    assert parts['new total'] == pytest.approx(
+        parts['prepare'] + parts['finish'] + parts['write'], abs=0.2)
+    assert [r['failed'] for r in report['null_pipeline']] == [0, 0]

@@ -79,6 +79,7 @@ def losses_by_iter(work):
     return out
 
 
+@pytest.mark.slow  # two training processes, one killed: 50-65 s
 def test_sigkill_then_resume_continues_the_same_curve(tmp_path,
                                                       demo_converted):
     iters = 8

@@ -203,6 +203,7 @@ def test_fused_adamw_takes_the_same_steps():
         assert torch.allclose(a, b, atol=0.02 * 1e-3 * 3, rtol=0)
 
 
+@pytest.mark.slow  # 4 tool processes, torch.compile: 40-65 s
 def test_tools_with_the_speed_switches(members, tmp_path):
     """train.py --compile; test.py --amp --channels-last --compile (AmpTestLoop
     and both hooks run); the metrics stay those of the fp32 run."""
