@@ -192,6 +192,12 @@ def test_a_crashed_worker_ends_the_run_with_the_report(
     captured = capsys.readouterr()
     assert code == 1 and 'exited unexpectedly' in captured.err
     assert list(_rows(out)) == ['1.jpg', '31.jpg']
+    from cardamage_mmseg.apis import segment_files
+    items = [(str(photos / n), 'again_' + n[:-4]) for n in
+             ('1.jpg', '31.jpg', '4.jpg')]
+    again = segment_files(infer_segmenter(cfg, ckpt), items, out,
+                          num_workers=1, num_writers=0)
+    assert again.stopped and again.indices == [0, 1]  # where each row is
     assert osp.isfile(osp.join(out, 'masks', '31.png'))
 
 
@@ -209,3 +215,8 @@ def test_a_write_error_in_a_writer_process_fails_that_photo(
     assert [r['status'] for r in rows.values()] == ['error'] * 3
     assert all('cannot write its outputs' in r['error']
                for r in rows.values())
+
+
+def infer_segmenter(cfg, ckpt):
+    from cardamage_mmseg.apis import DamageSegmenter
+    return DamageSegmenter(cfg, ckpt)

@@ -138,7 +138,7 @@ def main(argv=None) -> int:
         progress=bar.update)
     bar.close()
     mine = dict(reused)
-    mine.update({todo[k]: row for k, row in enumerate(run.rows)})
+    mine.update({todo[k]: row for k, row in zip(run.indices, run.rows)})
     shards = gather_to_first(mine) if world > 1 else [mine]
     stopped = run.stopped
     if rank == 0:

@@ -33,9 +33,12 @@ from .inference import DamageSegmenter
 @dataclass
 class FolderRun:
     """What :func:`segment_files` did: report ``rows`` in input order
-    (status ok / error), counts, seconds in the model and in all, and
-    ``stopped``: why the run ended early ('' if it did not)."""
+    (status ok / error) and ``indices``, the position in ``items`` of each
+    (a run that stopped early has rows for some items only), counts,
+    seconds in the model and in all, and ``stopped``: why the run ended
+    early ('' if it did not)."""
     rows: List[Dict] = field(default_factory=list)
+    indices: List[int] = field(default_factory=list)
     done: int = 0
     failed: int = 0
     model_seconds: float = 0.0
@@ -188,7 +191,8 @@ def segment_files(segmenter: DamageSegmenter, items: Sequence[Item],
                          if f.done() and not f.cancelled()])
             except _Stop:
                 pass
-    run.rows = [rows[i] for i in sorted(rows)]
+    run.indices = sorted(rows)
+    run.rows = [rows[i] for i in run.indices]
     run.seconds = time.perf_counter() - start
     return run
 

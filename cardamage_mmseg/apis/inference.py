@@ -19,9 +19,8 @@ windows (:mod:`~cardamage_mmseg.core.tiles`). Photos above ``max_pixels``
 are refused (:class:`ImageReadError`).
 """
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
 import torch
 from mmengine.dataset import Compose
@@ -32,7 +31,7 @@ from .. import register  # noqa: F401  (registers the project's modules)
 from ..core.image import (MAX_PIXELS, ImageLike, ImageReadError, load_rgb,
                           read_image_rgb, read_reduced)
 from ..core.outputs import model_identity
-from ..core.overlay import display_size
+from ..core.overlay import display_size, resize_view
 from ..core.palette import palette_for
 from ..core.report import damage_report
 from ..core.resize import rescale_size
@@ -43,7 +42,7 @@ from ..engine.amp import AMP_DTYPES, resolve_amp
 from ..engine.speed_hooks import compile_network, to_channels_last
 from ..models.frozen import load_frozen_model
 from ..models.segmentors.ensemble import EnsembleSegmentor
-from ..models.segmentors.probs import predict_log_probs
+from ..models.segmentors.probs import group_by_shape, predict_log_probs
 from ..utils.config import ConfigError, check_num_classes, load_config
 
 #: pipeline steps that treat every channel alike (see ``_prepare``)
@@ -242,12 +241,9 @@ class DamageSegmenter:
             path, lambda w, h: self.needed_size(w, h, overlay_max_side),
             self.max_pixels)
         prepared = self.prepare(rgb, path, size)
-        # keep only the view the overlay needs (this crosses processes)
-        view = display_size(size[1], size[0], overlay_max_side)
-        if overlay_max_side and rgb.shape[1::-1] != view and \
-                rgb.shape[1] > view[0]:
-            prepared.rgb = cv2.resize(rgb, view,
-                                      interpolation=cv2.INTER_AREA)
+        if overlay_max_side:  # only the view the overlay needs crosses
+            prepared.rgb = resize_view(rgb, display_size(  # processes
+                size[1], size[0], overlay_max_side), enlarge=False)
         return prepared
 
     def _log_probs(self, inputs, samples) -> np.ndarray:
@@ -269,11 +265,8 @@ class DamageSegmenter:
         same model size share a forward pass."""
         pieces = [(i, piece) for i, p in enumerate(prepared)
                   for piece in p.pieces]
-        groups: Dict[tuple, List[int]] = {}
-        for k, (_, (_, sample)) in enumerate(pieces):
-            groups.setdefault(tuple(sample.img_shape), []).append(k)
         outputs: List[Optional[np.ndarray]] = [None] * len(pieces)
-        for idx in groups.values():
+        for idx in group_by_shape([s for _, (_, s) in pieces], 'img_shape'):
             batch = self._log_probs([pieces[k][1][0] for k in idx],
                                     [pieces[k][1][1] for k in idx])
             for k, out in zip(idx, batch):

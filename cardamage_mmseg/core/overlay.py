@@ -43,6 +43,19 @@ def display_size(width: int, height: int, max_side: int) -> tuple:
     return max(1, int(width * f + 0.5)), max(1, int(height * f + 0.5))
 
 
+def resize_view(image: np.ndarray, size: tuple,
+                enlarge: bool = True) -> np.ndarray:
+    """``image`` at ``size`` (w, h): area averaging shrinks it, bilinear
+    enlarges it (unless not ``enlarge``: then a smaller image is kept)."""
+    if image.shape[1::-1] == tuple(size):
+        return image
+    shrink = image.shape[1] > size[0]
+    if not shrink and not enlarge:
+        return image
+    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA if
+                      shrink else cv2.INTER_LINEAR)
+
+
 def shrink_for_display(image: np.ndarray, mask: np.ndarray,
                        max_side: int) -> tuple:
     """(image, mask) at :func:`display_size` of the mask (the photo's
@@ -50,10 +63,7 @@ def shrink_for_display(image: np.ndarray, mask: np.ndarray,
     shrinks the photo, bilinear enlarges it; class ids: nearest."""
     h, w = mask.shape[:2]
     size = display_size(w, h, max_side)
-    if image.shape[1::-1] != size:
-        shrink = image.shape[1] > size[0]
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if
-                           shrink else cv2.INTER_LINEAR)
+    image = resize_view(image, size)
     if mask.shape[::-1] != size:
         mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
     return image, mask

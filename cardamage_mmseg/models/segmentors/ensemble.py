@@ -169,14 +169,8 @@ class EnsembleSegmentor(BaseSegmentor):
         (B, M, C, H, W) at the original image size, which all images of
         the batch share (:meth:`predict` groups a mixed batch).
         """
-        per_member = []
-        for model, device in zip(self.members, self.member_devices):
-            if next(model.parameters()).device != torch.device(device):
-                model.to(device)
-            probs = predict_probs(model, inputs, data_samples, device,
-                                  flip=self.flip)
-            per_member.append(probs.to(self._fusion_device))
-        return torch.stack(per_member, dim=1)
+        return torch.stack(self._per_member(predict_probs, inputs,
+                                            data_samples), dim=1)
 
     def member_log_probs(self, inputs: List[Tensor],
                          data_samples: List[SegDataSample]) -> Tensor:
@@ -184,14 +178,20 @@ class EnsembleSegmentor(BaseSegmentor):
         terms each) at the model size the images share
         (:func:`~.probs.predict_log_probs`): the terms
         :meth:`combine_terms` fuses after upsampling."""
-        per_member = []
+        return torch.cat(self._per_member(predict_log_probs, inputs,
+                                          data_samples), dim=1)
+
+    def _per_member(self, predict, inputs: List[Tensor],
+                    data_samples: List[SegDataSample]) -> List[Tensor]:
+        """``predict(model, inputs, samples, device, flip)`` of every
+        member on its device, moved to the fusion device."""
+        outputs = []
         for model, device in zip(self.members, self.member_devices):
             if next(model.parameters()).device != torch.device(device):
                 model.to(device)
-            log_probs = predict_log_probs(model, inputs, data_samples,
-                                          device, flip=self.flip)
-            per_member.append(log_probs.to(self._fusion_device))
-        return torch.cat(per_member, dim=1)
+            outputs.append(predict(model, inputs, data_samples, device,
+                                   flip=self.flip).to(self._fusion_device))
+        return outputs
 
     def combiner(self) -> 'TermFusion':
         """The fusion of upsampled terms, as a small picklable object."""

@@ -38,9 +38,15 @@ def predict_probs(model, inputs: List[Tensor], data_samples: list,
 def group_by_original_size(data_samples: Sequence) -> List[List[int]]:
     """Indices of the samples, grouped by ``ori_shape`` (first-seen order):
     the batches :func:`predict_probs` can stack."""
+    return group_by_shape(data_samples, 'ori_shape')
+
+
+def group_by_shape(data_samples: Sequence, key: str) -> List[List[int]]:
+    """Indices of the samples, grouped by their metainfo ``key``
+    (``ori_shape``, ``img_shape``), in first-seen order."""
     groups: Dict[tuple, List[int]] = {}
     for i, sample in enumerate(data_samples):
-        groups.setdefault(tuple(sample.ori_shape), []).append(i)
+        groups.setdefault(tuple(sample.get(key)), []).append(i)
     return list(groups.values())
 
 
