@@ -1,15 +1,17 @@
 """The damage report of one image: shares, regions, confidence."""
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from .upsample import damage_windows
 
 
 def damage_report(mask: np.ndarray, probs: Optional[np.ndarray],
                   classes: Sequence[str], min_region_fraction: float = 5e-4,
                   background_index: int = 0,
-                  confidence: Optional[Tuple[float, Optional[float]]] = None
-                  ) -> Dict:
+                  confidence: Optional[Tuple[float, Optional[float]]] = None,
+                  support: Optional[np.ndarray] = None) -> Dict:
     """Figures of one image, computed from its mask (and probabilities).
 
     - ``damage_share``: fraction of the image's pixels predicted as any
@@ -22,36 +24,36 @@ def damage_report(mask: np.ndarray, probs: Optional[np.ndarray],
       there are none). ``confidence``: these two, computed elsewhere
       (:func:`~.upsample.upsample_to_mask`, band by band) instead of from
       ``probs``.
+
+    ``support``: an (h, w) bool map at the model's resolution from which
+    ``mask`` was upsampled bilinearly (``align_corners=False``), true
+    wherever the model's label is not background. Every damage pixel of
+    ``mask`` then has a support pixel among its interpolation neighbours
+    (a convex combination of background-argmax scores is background
+    argmax), so the figures are counted inside :func:`damage_windows`
+    only: the same figures, a fraction of the pixels.
     """
     h, w = mask.shape
     total = float(h * w)
     report = dict(width=int(w), height=int(h))
-    damage = mask != background_index
-    report['damage_share'] = round(np.count_nonzero(damage) / total, 6)
+    windows = (damage_windows(support, h, w) if support is not None
+               else [(0, h, 0, w)])
     min_area = max(1, int(round(min_region_fraction * total)))
-    regions = []
+    regions: List[Dict] = []
+    damage_count = 0
     for cid, name in enumerate(classes):
         if cid == background_index:
             continue
-        sel = (mask == cid).view(np.uint8)
-        count = int(np.count_nonzero(sel))
+        count = 0
+        for y0, y1, x0, x1 in windows:
+            count += _class_regions(mask[y0:y1, x0:x1], cid, name, y0, x0,
+                                    min_area, regions)
         report[f'share.{name}'] = round(count / total, 6)
-        if not count:
-            continue
-        # components inside the class's bounding box only (the same
-        # components; damage is usually a small part of a photo)
-        rows = np.flatnonzero(sel.any(axis=1))
-        cols = np.flatnonzero(sel.any(axis=0))
-        y0, x0 = int(rows[0]), int(cols[0])
-        crop = sel[y0:int(rows[-1]) + 1, x0:int(cols[-1]) + 1]
-        n, _, stats, _ = cv2.connectedComponentsWithStats(
-            np.ascontiguousarray(crop), connectivity=8)
-        for k in range(1, n):
-            x, y, bw, bh, area = (int(v) for v in stats[k])
-            x, y = x + x0, y + y0
-            if area >= min_area:
-                regions.append(dict(cls=name, area_px=area,
-                                    bbox=[x, y, bw, bh]))
+        damage_count += count
+    report['damage_share'] = round(damage_count / total, 6)
+    # one order whichever windows found them: class, then top, left
+    regions.sort(key=lambda r: (classes.index(r['cls']), r['bbox'][1],
+                                r['bbox'][0], r['bbox'][2:], r['area_px']))
     report['num_regions'] = len(regions)
     report['regions'] = regions
     if confidence is not None:
@@ -60,9 +62,39 @@ def damage_report(mask: np.ndarray, probs: Optional[np.ndarray],
         report['damage_confidence'] = (None if on_damage is None
                                        else round(float(on_damage), 4))
     elif probs is not None:
+        damage = mask != background_index
         conf = np.take_along_axis(probs, mask[None].astype(np.int64),
                                   axis=0)[0]
         report['mean_confidence'] = round(float(conf.mean()), 4)
         report['damage_confidence'] = (round(float(conf[damage].mean()), 4)
                                        if damage.any() else None)
-    return report
+    # key order of the report line: as it always was
+    order = ['width', 'height', 'damage_share'] + [
+        f'share.{c}' for i, c in enumerate(classes)
+        if i != background_index] + ['num_regions', 'regions',
+                                     'mean_confidence', 'damage_confidence']
+    return {k: report[k] for k in order if k in report}
+
+
+def _class_regions(crop: np.ndarray, cid: int, name: str, y0: int, x0: int,
+                   min_area: int, regions: List[Dict]) -> int:
+    """Append the regions of class ``cid`` inside ``crop`` (placed at
+    ``y0, x0``) to ``regions``; return the class's pixel count there."""
+    sel = (crop == cid).view(np.uint8)
+    count = int(np.count_nonzero(sel))
+    if not count:
+        return 0
+    # components inside the class's bounding box only (the same
+    # components; damage is usually a small part of a photo)
+    rows = np.flatnonzero(sel.any(axis=1))
+    cols = np.flatnonzero(sel.any(axis=0))
+    by, bx = int(rows[0]), int(cols[0])
+    box = sel[by:int(rows[-1]) + 1, bx:int(cols[-1]) + 1]
+    n, _, stats, _ = cv2.connectedComponentsWithStats(
+        np.ascontiguousarray(box), connectivity=8)
+    for k in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[k])
+        if area >= min_area:
+            regions.append(dict(cls=name, area_px=area,
+                                bbox=[x + bx + x0, y + by + y0, bw, bh]))
+    return count

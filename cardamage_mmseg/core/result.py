@@ -34,7 +34,8 @@ def finish(log_probs: np.ndarray, size: Tuple[int, int], source: str,
     up = upsample_to_mask(log_probs, *size, combine, full_probs=full_probs)
     report = damage_report(
         up['mask'], None, classes, min_region_fraction,
-        confidence=(up['mean_confidence'], up['damage_confidence']))
+        confidence=(up['mean_confidence'], up['damage_confidence']),
+        support=up['support'])
     probs = up['probs'] if full_probs else up['scores']
     return DamageResult(source, up['mask'], np.asarray(probs, np.float32),
                         report)

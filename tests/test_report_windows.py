@@ -1,0 +1,70 @@
+"""Regions counted inside damage windows are the regions of the whole mask
+(core.report.damage_windows): the fast path may never change a report."""
+import numpy as np
+import pytest
+
+from cardamage_mmseg.core.report import damage_report, damage_windows
+from cardamage_mmseg.core.upsample import upsample_to_mask
+
+
+def _log_probs(rng, classes, h, w, blobs, noise):
+    """(1, C, h, w) log-softmax of smooth blobs plus noise."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    z = np.zeros((classes, h, w), np.float32)
+    for _ in range(blobs):
+        c = rng.integers(1, classes)
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        r = rng.uniform(0.5, 0.2 * max(h, w))
+        z[c] += 6 * np.exp(-((yy - cy)**2 + (xx - cx)**2) / (2 * r * r))
+    z += rng.normal(0, noise, z.shape).astype(np.float32)
+    z[0] += 2.5
+    z -= np.log(np.exp(z).sum(0, keepdims=True))
+    return z[None]
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_windowed_report_equals_the_full_scan(seed):
+    rng = np.random.default_rng(seed)
+    classes = ('background', 'dent', 'scratch')[:2 + seed % 2]
+    h, w = int(rng.integers(3, 40)), int(rng.integers(3, 40))
+    lp = _log_probs(rng, len(classes), h, w, int(rng.integers(0, 8)),
+                    noise=[0.05, 1.5][seed % 3 == 0])
+    height, width = int(rng.integers(h, 9 * h)), int(rng.integers(w, 9 * w))
+    up = upsample_to_mask(lp, height, width)
+    assert up['support'] is not None
+    mask = up['mask']
+    fast = damage_report(mask, None, classes, 1e-4, support=up['support'])
+    full = damage_report(mask, None, classes, 1e-4)
+    assert fast == full
+    # every damage pixel lies in a window, and windows are disjoint
+    windows = damage_windows(up['support'], height, width)
+    inside = np.zeros(mask.shape, bool)
+    for y0, y1, x0, x1 in windows:
+        assert not inside[y0:y1, x0:x1].any()
+        inside[y0:y1, x0:x1] = True
+    assert not (mask[~inside] != 0).any()
+
+
+def test_one_pixel_touching_diagonally_stays_one_region():
+    """Two support pixels 2 apart can make one region at the photo's size:
+    they must share a window (the 3 x 3 dilation)."""
+    lp = np.full((1, 2, 6, 6), -5.0, np.float32)
+    lp[0, 0] = 0.0
+    for y, x in ((1, 1), (3, 3)):
+        lp[0, 1, y, x], lp[0, 0, y, x] = 0.0, -5.0
+    up = upsample_to_mask(lp, 60, 60)
+    fast = damage_report(up['mask'], None, ('background', 'damage'), 0,
+                         support=up['support'])
+    assert fast == damage_report(up['mask'], None, ('background', 'damage'),
+                                 0)
+    assert len(damage_windows(up['support'], 60, 60)) == 1
+
+
+@pytest.mark.parametrize('classes', [2, 3, 6])
+def test_argmax_classes_is_numpy_argmax_ties_included(classes):
+    from cardamage_mmseg.core.upsample import argmax_classes
+    rng = np.random.default_rng(classes)
+    scores = rng.integers(0, 3, (classes, 17, 23)).astype(np.float32)
+    labels = argmax_classes(scores)
+    assert labels.dtype == np.uint8
+    assert np.array_equal(labels, scores.argmax(axis=0))
