@@ -1,9 +1,13 @@
 """Package definition of cardamage-mmseg.
 
-torch and mmcv (with compiled ops) are deliberately not in ``install_requires``:
-a plain ``pip install`` would build mmcv in an isolated environment against a
-different torch. ``tools/install.sh`` installs them in the right order; they
-are listed under the ``mim`` extra for ``mim install``.
+``pip install cardamage-mmseg`` is the slim runtime of exported models
+(numpy, Pillow, OpenCV, onnxruntime: no torch, no OpenMMLab). The
+``train`` extra adds the pure-Python OpenMMLab stack, ``export`` what
+``tools/export.py`` needs. torch and mmcv (with compiled ops) are
+deliberately in no extra: a plain ``pip install`` would build mmcv in an
+isolated environment against a different torch. ``tools/install.sh``
+installs everything in the right order; torch and mmcv are listed under the
+``mim`` extra for ``mim install``.
 """
 import os.path as osp
 import shutil
@@ -40,6 +44,21 @@ class BuildPyWithConfigs(build_py):
                         ignore=shutil.ignore_patterns('__pycache__'))
 
 
+def opencv_requirement() -> str:
+    """opencv-python if a build of it is installed (the training stack's),
+    else the headless build: two of them in one environment overwrite each
+    other's ``cv2`` (mmengine's setup.py picks the same way)."""
+    from importlib import metadata
+    for name in ('opencv-python', 'opencv-contrib-python',
+                 'opencv-contrib-python-headless'):
+        try:
+            metadata.version(name)
+            return name
+        except metadata.PackageNotFoundError:
+            continue
+    return 'opencv-python-headless'
+
+
 def get_version() -> str:
     scope: dict = {}
     with open(osp.join(HERE, 'cardamage_mmseg', 'version.py'),
@@ -60,8 +79,12 @@ setup(
         exclude=('configs', 'tools', 'tools.*', 'tests', 'tests.*', 'data',
                  'benchmarks', 'benchmarks.*')),
     cmdclass={'build_py': BuildPyWithConfigs},
-    install_requires=parse_requirements('requirements/runtime.txt'),
+    install_requires=parse_requirements('requirements/runtime.txt') +
+    [opencv_requirement()],
     extras_require={
+        'runtime': [],
+        'train': parse_requirements('requirements/train.txt'),
+        'export': parse_requirements('requirements/export.txt'),
         'optional': parse_requirements('requirements/optional.txt'),
         'tests': parse_requirements('requirements/tests.txt'),
         'mim': parse_requirements('requirements/mminstall.txt'),

@@ -53,8 +53,12 @@ def test_import_contract_catches_a_wrong_import(tmp_path, module, line,
 
 
 def test_core_and_package_import_without_torch():
+    """Also the exported models' runtime and what a slim install runs of
+    apis/ and cli/ (DamageSegmenter's import is lazy)."""
     code = ('import sys, cardamage_mmseg, cardamage_mmseg.core\n'
-            'import cardamage_mmseg.utils\n'
+            'import cardamage_mmseg.utils, cardamage_mmseg.runtime\n'
+            'import cardamage_mmseg.apis, cardamage_mmseg.cli.main\n'
+            'import cardamage_mmseg.cli.flags\n'
             f'heavy = sorted(m for m in sys.modules if m.split(".")[0] in '
             f'{HEAVY!r})\n'
             'print("HEAVY", heavy)\n')

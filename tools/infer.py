@@ -4,7 +4,13 @@
         [--device cpu|cuda:0] [--batch-size N] [--tta] [--opacity 0.5] \
         [--overwrite] [--min-region 0.0005] [--amp [bf16|fp16]] [--compile] \
         [--channels-last] [--cfg-options key=value ...] \
-        [--partial-checkpoint] [--max-pixels 100000000] [--overlay-size 1000]
+        [--partial-checkpoint] [--max-pixels 100000000] [--overlay-size 1000] \
+        [--no-overlay] [--save-probs]
+
+CONFIG may also be a model exported by tools/export.py (model.onnx, no
+CHECKPOINT): it runs on ONNX Runtime without torch, mmcv or mmseg (a slim
+install has only those), with the same outputs; --threads sets its
+threads.
 
 INPUT: an image, a folder (searched recursively for jpg/jpeg/png/bmp/webp
 in any case) or a text file with one image path per line (relative paths
@@ -16,8 +22,12 @@ work_dirs/infer):
 
     masks/<name>.png       class ids (palette PNG), original resolution
     overlays/<name>.jpg    colour overlay with a legend (longest side at
-                           most --overlay-size; 0: original resolution)
+                           most --overlay-size; 0: original resolution;
+                           none with --no-overlay)
     reports/<name>.json    the image's report line
+    probs/<name>.npy       with --save-probs: (C, h, w) float16 class
+                           scores at the model's resolution (the resized
+                           photo before padding; numpy.load)
 and, for the whole run, report.csv and report.json (file, status, width,
 height, damage share per class, number of regions and their boxes,
 confidence; an error message for a photo that failed).
@@ -35,18 +45,21 @@ import argparse
 import os.path as osp
 import sys
 
-import torch
-from mmengine.config import DictAction
+try:
+    from mmengine.config import DictAction
+except ImportError:  # the slim runtime: exported models take no options
+    DictAction = None
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
+from cardamage_mmseg.cli.flags import add_speed_args  # noqa: E402
 from cardamage_mmseg.cli.main import UsageError, run  # noqa: E402
-from cardamage_mmseg.cli.speed import add_speed_args  # noqa: E402
 from cardamage_mmseg.core import (check_output_folder,  # noqa: E402
                                   collect_inputs, finished_report,
                                   write_summary)
 from cardamage_mmseg.core.image import MAX_PIXELS  # noqa: E402
 from cardamage_mmseg.core.outputs import OVERLAY_MAX_SIDE  # noqa: E402
+from cardamage_mmseg.runtime import is_onnx_file  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -70,6 +83,11 @@ def parse_args(argv=None):
     p.add_argument('--overlay-size', type=int, default=OVERLAY_MAX_SIDE,
                    help='longest side of the overlays (default 1000; 0: '
                    'the photo\'s size)')
+    p.add_argument('--no-overlay', action='store_true',
+                   help='write no overlays (masks and reports only)')
+    p.add_argument('--save-probs', action='store_true',
+                   help='also write probs/<name>.npy: float16 class scores '
+                   'at the model\'s resolution')
     p.add_argument('--workers', type=int, help='data-loader processes '
                    'that decode photos (default: a quarter of the cores, '
                    'at least 1; 0: in this process)')
@@ -85,12 +103,12 @@ def parse_args(argv=None):
                    help='load a checkpoint that does not fit the model '
                    '(what does not fit stays random): for debugging; by '
                    'default such a checkpoint stops the run')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+    p.add_argument('--threads', type=int, help='an exported model\'s '
+                   'ONNX Runtime threads (default: one per core)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction or 'store',
                    help='override config settings, key=value (e.g. '
                    'model.members.0.checkpoint=PATH for an ensemble)')
     args = p.parse_args(argv)
-    if args.device is None:
-        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if len(args.paths) == 1:
         args.checkpoint, args.input = None, args.paths[0]
     elif len(args.paths) == 2:
@@ -99,33 +117,69 @@ def parse_args(argv=None):
         p.error('expected [CHECKPOINT] INPUT')
     if args.batch_size < 1:
         p.error('--batch-size must be >= 1')
+    args.onnx = is_onnx_file(args.config)
+    if args.onnx:
+        torch_only = [flag for flag, value in (
+            ('CHECKPOINT', args.checkpoint), ('--amp', args.amp),
+            ('--compile', args.compile),
+            ('--channels-last', args.channels_last),
+            ('--partial-checkpoint', args.partial_checkpoint),
+            ('--cfg-options', args.cfg_options),
+            ('--launcher', args.launcher != 'none')) if value]
+        if torch_only:
+            p.error(f'{", ".join(torch_only)}: not for an exported model '
+                    f'(it holds its weights, config and precision; shard '
+                    f'an exported model by running one process per part '
+                    f'of the photos)')
+    elif args.threads:
+        p.error('--threads is for an exported model (.onnx); a PyTorch '
+                'model uses OMP_NUM_THREADS')
     return args
+
+
+def default_device(onnx: bool) -> str:
+    """CUDA where there is one (PyTorch models, as mmseg's tools do); an
+    exported model runs on the CPU unless --device says otherwise."""
+    if onnx:
+        return 'cpu'
+    import torch
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from cardamage_mmseg.apis import DamageSegmenter, segment_files
-    from cardamage_mmseg.utils.dist import gather_to_first, start_shard
+    from cardamage_mmseg.apis import segment_files
     items = collect_inputs(args.input)
     check_output_folder(args.out, args.input, items)
     if args.checkpoint and not osp.isfile(args.checkpoint):
         raise UsageError(f'checkpoint {args.checkpoint} not found')
-    rank, world, local_rank = start_shard(args.launcher)
-    device = args.device
-    if world > 1 and device == 'cuda':
-        device = f'cuda:{local_rank}'
-    segmenter = DamageSegmenter(
-        args.config, args.checkpoint, device, args.tta,
-        args.min_region, cfg_options=args.cfg_options, amp=args.amp,
-        compile=args.compile, channels_last=args.channels_last,
-        strict=not args.partial_checkpoint, max_pixels=args.max_pixels)
+    device = args.device or default_device(args.onnx)
+    if args.onnx:  # torch-free
+        from cardamage_mmseg.runtime import OnnxSegmenter
+        rank, world = 0, 1
+        segmenter = OnnxSegmenter(
+            args.config, device=device, tta=args.tta,
+            min_region_fraction=args.min_region,
+            max_pixels=args.max_pixels, threads=args.threads)
+    else:
+        from cardamage_mmseg.apis import DamageSegmenter
+        from cardamage_mmseg.utils.dist import start_shard
+        rank, world, local_rank = start_shard(args.launcher)
+        if world > 1 and device == 'cuda':
+            device = f'cuda:{local_rank}'
+        segmenter = DamageSegmenter(
+            args.config, args.checkpoint, device, args.tta,
+            args.min_region, cfg_options=args.cfg_options, amp=args.amp,
+            compile=args.compile, channels_last=args.channels_last,
+            strict=not args.partial_checkpoint, max_pixels=args.max_pixels)
     reused, todo = {}, []
     for index in range(rank, len(items), world):  # this process's share
         path, name = items[index]
         report = None if args.overwrite else finished_report(
-            args.out, name, path, segmenter.identity)
+            args.out, name, path, segmenter.identity,
+            overlay=not args.no_overlay, probs=args.save_probs)
         if report is not None:
             reused[index] = dict(file=path, status='exists', **report)
         else:
@@ -134,12 +188,17 @@ def main(argv=None) -> int:
                f'infer rank {rank}', unit='img')
     run = segment_files(
         segmenter, [items[k] for k in todo], args.out, args.batch_size,
-        args.workers, args.writers, args.opacity, args.overlay_size,
-        progress=bar.update)
+        args.workers, args.writers, args.opacity,
+        None if args.no_overlay else args.overlay_size,
+        progress=bar.update, save_probs=args.save_probs)
     bar.close()
     mine = dict(reused)
     mine.update({todo[k]: row for k, row in zip(run.indices, run.rows)})
-    shards = gather_to_first(mine) if world > 1 else [mine]
+    if world > 1:
+        from cardamage_mmseg.utils.dist import gather_to_first
+        shards = gather_to_first(mine)
+    else:
+        shards = [mine]
     stopped = run.stopped
     if rank == 0:
         merged = {k: row for shard in shards for k, row in shard.items()}

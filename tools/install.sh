@@ -79,6 +79,8 @@ printf 'torch==%s\ntorchvision==%s\n' "$TORCH_VERSION" "$TORCHVISION_VERSION" > 
 step 4 "Python requirements (requirements/*.txt)"
 logged "${PIP[@]}" install -c "$CONSTRAINTS" \
     -r "$ROOT/requirements/runtime.txt" \
+    -r "$ROOT/requirements/train.txt" \
+    -r "$ROOT/requirements/export.txt" \
     -r "$ROOT/requirements/optional.txt" \
     -r "$ROOT/requirements/tests.txt"
 echo "  done"

@@ -1,8 +1,10 @@
 """Segment many photo files at the pace of the model.
 
-Three stages overlap: data-loader worker processes decode photos only as
-large as needed (JPEG DCT scaling) and run the test pipeline; the main
-process batches the model calls; a pool of writer processes upsamples each
+Three stages overlap: data-loader workers decode photos only as large as
+needed (JPEG DCT scaling) and prepare the model inputs (the segmenter's
+``make_loader``: PyTorch's DataLoader processes for the PyTorch backend;
+else :class:`ThreadedLoader`, threads, for the torch-free ONNX runtime);
+the main process batches the model calls; a pool of writer processes upsamples each
 mask to the photo's size, computes its report and writes its files
 (``core.result.finish``, ``core.outputs.write_outputs``: torch-free).
 Reports come back in input order; a photo that fails is one error row;
@@ -20,14 +22,14 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
-
-from torch.utils.data import DataLoader, Dataset
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Tuple
 
 from ..core.files import DISK_ERRNOS
 from ..core.inputs import Item
 from ..core.outputs import OVERLAY_MAX_SIDE, WriteTask, write_photo
-from .inference import DamageSegmenter
+from ..core.segmenter import PhotoSegmenter
 
 
 @dataclass
@@ -47,11 +49,12 @@ class FolderRun:
     interrupted: bool = False
 
 
-class _PhotoFiles(Dataset):
-    """Photo ``i`` -> (i, Prepared or None, error message)."""
+class _PhotoFiles:
+    """Photo ``i`` -> (i, Prepared or None, error message): a map-style
+    data set (PyTorch's DataLoader takes it as it is)."""
 
-    def __init__(self, segmenter: DamageSegmenter, items: Sequence[Item],
-                 overlay_max_side: int) -> None:
+    def __init__(self, segmenter: PhotoSegmenter, items: Sequence[Item],
+                 overlay_max_side: Optional[int]) -> None:
         self.segmenter = segmenter
         self.items = list(items)
         self.overlay_max_side = overlay_max_side
@@ -68,6 +71,36 @@ class _PhotoFiles(Dataset):
             return i, None, str(err)
 
 
+class ThreadedLoader:
+    """Batches (lists) of ``dataset[i]`` in order, prepared by
+    ``num_workers`` threads up to two batches ahead (0: in the calling
+    thread). The torch-free runtime's loader: decoding (Pillow, OpenCV)
+    and the resize release the GIL, and threads share the model file's
+    session without forking it."""
+
+    def __init__(self, dataset: Any, batch_size: int,
+                 num_workers: int) -> None:
+        self.dataset, self.batch_size = dataset, batch_size
+        self.num_workers = num_workers
+
+    def __iter__(self) -> Iterator[list]:
+        n, size = len(self.dataset), self.batch_size
+        starts = range(0, n, size)
+        if not self.num_workers:
+            for s in starts:
+                yield [self.dataset[i] for i in range(s, min(n, s + size))]
+            return
+        with ThreadPoolExecutor(self.num_workers) as pool:
+            ahead: List[list] = []
+            for s in starts:
+                ahead.append([pool.submit(self.dataset.__getitem__, i)
+                              for i in range(s, min(n, s + size))])
+                if len(ahead) > 2:
+                    yield [f.result() for f in ahead.pop(0)]
+            for futures in ahead:
+                yield [f.result() for f in futures]
+
+
 def _writer_init() -> None:
     # Ctrl-C reaches the whole process group: writers finish the photo in
     # hand, the main process decides what happens next
@@ -82,18 +115,21 @@ def default_workers() -> Tuple[int, int]:
     return max(1, cores // 4), max(1, cores // 4)
 
 
-def segment_files(segmenter: DamageSegmenter, items: Sequence[Item],
+def segment_files(segmenter: PhotoSegmenter, items: Sequence[Item],
                   out: str, batch_size: int = 1,
                   num_workers: Optional[int] = None,
                   num_writers: Optional[int] = None,
                   opacity: float = 0.5,
-                  overlay_max_side: int = OVERLAY_MAX_SIDE,
-                  progress: Optional[Callable[[int], None]] = None
-                  ) -> FolderRun:
+                  overlay_max_side: Optional[int] = OVERLAY_MAX_SIDE,
+                  progress: Optional[Callable[[int], None]] = None,
+                  save_probs: bool = False) -> FolderRun:
     """Segment the photo files ``items`` [(path, output name)] into
     ``out`` (module docstring). ``num_workers``/``num_writers``: None for
     :func:`default_workers`, 0 to run that stage in this process.
-    ``progress(n)`` is called as photos finish."""
+    ``overlay_max_side``: the overlays' longest side (0: the photo's,
+    None: no overlays); ``save_probs``: also write the model-resolution
+    scores (``core.outputs``). ``progress(n)`` is called as photos
+    finish."""
     workers, writers = default_workers()
     workers = workers if num_workers is None else num_workers
     writers = writers if num_writers is None else num_writers
@@ -107,11 +143,10 @@ def segment_files(segmenter: DamageSegmenter, items: Sequence[Item],
         if progress:
             progress(1)
 
-    loader = DataLoader(
-        _PhotoFiles(segmenter, items, overlay_max_side),
-        batch_size=batch_size, collate_fn=list, num_workers=workers,
-        prefetch_factor=2 if workers else None,
-        pin_memory=str(segmenter.device).startswith('cuda'))
+    dataset = _PhotoFiles(segmenter, items, overlay_max_side)
+    make_loader = getattr(segmenter, 'make_loader', None)
+    loader = (make_loader(dataset, batch_size, workers) if make_loader
+              else ThreadedLoader(dataset, batch_size, workers))
     if getattr(segmenter.combine, 'uses_torch', False):
         writers = 0  # see below: a forked writer must not call torch
     # fork: writers start at once (forkserver or spawn import the main
@@ -147,7 +182,7 @@ def segment_files(segmenter: DamageSegmenter, items: Sequence[Item],
                          prepared.rgb, segmenter.combine,
                          segmenter.classes, segmenter.palette,
                          segmenter.min_region_fraction, opacity,
-                         segmenter.identity, overlay_max_side)
+                         segmenter.identity, overlay_max_side, save_probs)
         if pool is None:
             future: Future = Future()
             try:
@@ -201,7 +236,7 @@ class _Stop(Exception):
     """Ends a run: the message says why."""
 
 
-def _forward_each(segmenter: DamageSegmenter, ready, failed) -> list:
+def _forward_each(segmenter: PhotoSegmenter, ready, failed) -> list:
     """Log-probabilities of a batch; if the batch fails, each photo alone,
     so only the photo that fails is lost (``failed(i, why)``, None)."""
     if not ready:

@@ -18,59 +18,50 @@ photo's size). Photos more elongated than 4:1 go through the model in
 windows (:mod:`~cardamage_mmseg.core.tiles`). Photos above ``max_pixels``
 are refused (:class:`ImageReadError`).
 """
-from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
 from .. import register  # noqa: F401  (registers the project's modules)
-from ..core.image import (MAX_PIXELS, ImageLike, ImageReadError, load_rgb,
-                          read_image_rgb, read_reduced)
+from ..core.image import MAX_PIXELS, ImageReadError, read_image_rgb
 from ..core.outputs import model_identity
-from ..core.overlay import display_size, resize_view
 from ..core.palette import palette_for
 from ..core.report import damage_report
-from ..core.resize import rescale_size
-from ..core.result import DamageResult, finish
-from ..core.tiles import MAX_ASPECT, aspect_windows, max_aspect_for, stitch
+from ..core.result import DamageResult
+from ..core.segmenter import PhotoSegmenter, Prepared
+from ..core.tiles import MAX_ASPECT, max_aspect_for
 from ..core.upsample import softmax_mean
 from ..engine.amp import AMP_DTYPES, resolve_amp
 from ..engine.speed_hooks import compile_network, to_channels_last
 from ..models.frozen import load_frozen_model
 from ..models.segmentors.ensemble import EnsembleSegmentor
-from ..models.segmentors.probs import group_by_shape, predict_log_probs
+from ..models.segmentors.probs import predict_log_probs
+from ..runtime import OnnxSegmenter, is_onnx_file
 from ..utils.config import ConfigError, check_num_classes, load_config
 
 #: pipeline steps that treat every channel alike (see ``_prepare``)
 CHANNEL_BLIND_STEPS = ('Resize', 'Pad', 'PackSegInputs')
 
-__all__ = ['DamageResult', 'DamageSegmenter', 'ImageReadError',
+__all__ = ['DamageResult', 'DamageSegmenter', 'ImageReadError', 'Prepared',
            'damage_report', 'read_image_rgb']
 
 
-@dataclass
-class Prepared:
-    """One photo ready for the model: its (H, W), its windows
-    (:func:`~..core.tiles.aspect_windows`), the (input, sample) of each,
-    and the decoded photo (maybe reduced: a view for the overlay)."""
-    source: str
-    size: Tuple[int, int]
-    windows: list
-    pieces: list
-    rgb: np.ndarray
-
-
-class DamageSegmenter:
+class DamageSegmenter(PhotoSegmenter):
     """Load a model (or an ensemble config) once; segment many photos.
+
+    ``DamageSegmenter('model.onnx', ...)`` gives the exported model's
+    torch-free runtime instead (:class:`~..runtime.OnnxSegmenter`: the
+    same methods and results).
 
     Args:
         config (str): A config file (a single model, an ensemble or a
             distilled student), or ``cardamage_mmseg::NAME`` for a config
-            shipped with the package.
+            shipped with the package; or an exported ``.onnx`` file.
         checkpoint (str, optional): Weights; not used by ensemble configs.
         device (str): 'cpu', 'cuda', 'cuda:1', ...
         tta (bool): Average with the horizontally flipped image.
@@ -101,6 +92,11 @@ class DamageSegmenter:
         CheckpointError: a checkpoint that is unsafe, corrupt or does not
             fit (``strict``).
     """
+
+    def __new__(cls, config: str = '', *args, **kwargs):
+        if cls is DamageSegmenter and is_onnx_file(config):
+            return OnnxSegmenter(config, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, config: str, checkpoint: Optional[str] = None,
                  device: str = 'cpu', tta: bool = False,
@@ -187,7 +183,7 @@ class DamageSegmenter:
                         else softmax_mean)
 
     # ------------------------------------------------------------------
-    def _prepare(self, rgb: np.ndarray, source: str):
+    def _prepare_piece(self, rgb: np.ndarray, source: str):
         if self._channel_blind:
             data = self.pipeline(dict(img=rgb, img_path=None))
             data['inputs'] = data['inputs'].flip(0)  # RGB -> BGR
@@ -198,53 +194,7 @@ class DamageSegmenter:
         sample.set_metainfo(dict(img_path=source))
         return data['inputs'], sample
 
-    def needed_size(self, width: int, height: int,
-                    overlay_max_side: int = 0) -> Tuple[int, int]:
-        """(w, h) of a photo of ``width`` x ``height`` that is enough for
-        the model's input (and a view of ``overlay_max_side``): what
-        :func:`~..core.image.read_reduced` decodes at least."""
-        if self.resize_scale is None:
-            return width, height
-        windows = aspect_windows(height, width, self.max_aspect)
-        y0, y1, x0, x1 = windows[0]
-        ww, wh = rescale_size(x1 - x0, y1 - y0, self.resize_scale)
-        f = max(ww / (x1 - x0), wh / (y1 - y0))
-        vw, vh = display_size(width, height, overlay_max_side)
-        return (min(width, max(vw, int(width * f + 1))),
-                min(height, max(vh, int(height * f + 1))))
-
-    def prepare(self, rgb: np.ndarray, source: str,
-                size: Optional[Tuple[int, int]] = None) -> Prepared:
-        """Model inputs of one photo: ``rgb`` is the photo, or a reduced
-        copy of a photo of ``size`` (H, W) (:meth:`prepare_file`).
-        Elongated photos become windows (:mod:`~..core.tiles`)."""
-        height, width = size or rgb.shape[:2]
-        windows = aspect_windows(height, width, self.max_aspect)
-        fy, fx = rgb.shape[0] / height, rgb.shape[1] / width
-        pieces = []
-        for y0, y1, x0, x1 in windows:
-            crop = rgb if len(windows) == 1 else rgb[
-                int(y0 * fy + 0.5):max(int(y0 * fy + 0.5) + 1,
-                                       int(y1 * fy + 0.5)),
-                int(x0 * fx + 0.5):max(int(x0 * fx + 0.5) + 1,
-                                       int(x1 * fx + 0.5))]
-            pieces.append(self._prepare(crop, source))
-        return Prepared(source, (height, width), windows, pieces, rgb)
-
-    def prepare_file(self, path: str, overlay_max_side: int = 0
-                     ) -> Prepared:
-        """:meth:`prepare` of a photo file, decoded only as large as the
-        model and a view of ``overlay_max_side`` need (JPEG DCT scaling,
-        :func:`~..core.image.read_reduced`). Safe to call in data-loader
-        worker processes."""
-        rgb, size = read_reduced(
-            path, lambda w, h: self.needed_size(w, h, overlay_max_side),
-            self.max_pixels)
-        prepared = self.prepare(rgb, path, size)
-        if overlay_max_side:  # only the view the overlay needs crosses
-            prepared.rgb = resize_view(rgb, display_size(  # processes
-                size[1], size[0], overlay_max_side), enlarge=False)
-        return prepared
+    _prepare = _prepare_piece
 
     def _log_probs(self, inputs, samples) -> np.ndarray:
         """(B, K, C, h, w) model-size log-probabilities of one batch."""
@@ -259,52 +209,19 @@ class DamageSegmenter:
                                         self.device, flip=self.tta)
         return out.float().cpu().numpy()
 
-    def forward(self, prepared: Sequence[Prepared]) -> List[np.ndarray]:
-        """Model-size log-probabilities (K, C, h, w) of each prepared
-        photo (windows stitched). Pieces that the pipeline resized to the
-        same model size share a forward pass."""
-        pieces = [(i, piece) for i, p in enumerate(prepared)
-                  for piece in p.pieces]
-        outputs: List[Optional[np.ndarray]] = [None] * len(pieces)
-        for idx in group_by_shape([s for _, (_, s) in pieces], 'img_shape'):
-            batch = self._log_probs([pieces[k][1][0] for k in idx],
-                                    [pieces[k][1][1] for k in idx])
-            for k, out in zip(idx, batch):
-                outputs[k] = out
-        results = []
-        for i, p in enumerate(prepared):
-            parts = [out for (j, _), out in zip(pieces, outputs) if j == i]
-            results.append(stitch(parts, p.windows, *p.size))
-        return results
+    def _piece_key(self, piece) -> tuple:
+        return tuple(piece[1].img_shape)
 
-    def finish(self, log_probs: np.ndarray, size: Tuple[int, int],
-               source: str = '') -> DamageResult:
-        """The mask at the photo's ``size`` (H, W), scores and report of
-        one photo from its model-size log-probabilities."""
-        return finish(log_probs, size, source, self.combine, self.classes,
-                      self.min_region_fraction, self.full_probs)
+    def _run(self, pieces) -> np.ndarray:
+        return self._log_probs([p[0] for p in pieces],
+                               [p[1] for p in pieces])
 
-    def predict_arrays(self, images: Sequence[np.ndarray],
-                       sources: Sequence[str]) -> List[DamageResult]:
-        """Segment RGB uint8 arrays (:meth:`prepare`, :meth:`forward`,
-        :meth:`finish`)."""
-        prepared = [self.prepare(img, src)
-                    for img, src in zip(images, sources)]
-        return [self.finish(lp, p.size, p.source) for lp, p in
-                zip(self.forward(prepared), prepared)]
-
-    def __call__(self, images: Union[ImageLike, Sequence[ImageLike]],
-                 batch_size: int = 1) -> List[DamageResult]:
-        """Segment one photo or a list (or tuple) of them: paths (``str``
-        or ``pathlib.Path``), PIL images, numpy arrays (RGB), encoded
-        bytes or binary file objects (:func:`~..core.image.load_rgb`)."""
-        if not isinstance(images, (list, tuple)):
-            images = [images]
-        results = []
-        for start in range(0, len(images), batch_size):
-            loaded = [load_rgb(item, start + k, self.max_pixels)
-                      for k, item in
-                      enumerate(images[start:start + batch_size])]
-            results.extend(self.predict_arrays([a for a, _ in loaded],
-                                               [s for _, s in loaded]))
-        return results
+    def make_loader(self, dataset, batch_size: int, num_workers: int):
+        """The batches of ``dataset`` for :func:`~.folder.segment_files`:
+        PyTorch's DataLoader (``num_workers`` processes, prefetch, pinned
+        memory on CUDA)."""
+        return DataLoader(
+            dataset, batch_size=batch_size, collate_fn=list,
+            num_workers=num_workers,
+            prefetch_factor=2 if num_workers else None,
+            pin_memory=str(self.device).startswith('cuda'))

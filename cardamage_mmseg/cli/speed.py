@@ -1,28 +1,16 @@
 """Speed switches of the tools: the ``--amp``, ``--compile`` and
 ``--channels-last`` flags and the config rewriting they ask for, so that
 train/test/infer agree."""
-from argparse import ArgumentParser
 from typing import Optional
 
 import torch
 from mmengine.config import Config
 
-from ..engine.amp import AMP_CHOICES, resolve_amp
+from ..engine.amp import resolve_amp
 from ..utils.config import ConfigError
+from .flags import add_speed_args
 
-
-def add_speed_args(parser: ArgumentParser) -> None:
-    """``--amp [bf16|fp16]``, ``--compile``, ``--channels-last``."""
-    parser.add_argument(
-        '--amp', nargs='?', const='auto', choices=AMP_CHOICES,
-        help='mixed precision: bf16 where the device has it, else fp16; or '
-        'name the dtype')
-    parser.add_argument(
-        '--compile', action='store_true',
-        help='torch.compile the network (first steps pay the compilation)')
-    parser.add_argument(
-        '--channels-last', action='store_true',
-        help='channels_last model and inputs (convolution-heavy models)')
+__all__ = ['add_speed_args', 'apply_speed_settings']
 
 
 def _add_hook(cfg: Config, hook: dict) -> None:

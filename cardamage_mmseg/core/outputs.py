@@ -3,8 +3,10 @@
 Under the output folder, for a photo with output name ``<name>``::
 
     masks/<name>.png       class ids (palette PNG), original resolution
-    overlays/<name>.jpg    colour overlay with a legend
+    overlays/<name>.jpg    colour overlay with a legend (unless turned off)
     reports/<name>.json    the photo's report line (+ its source file)
+    probs/<name>.npy       only if asked: (C, h, w) float16 class scores
+                           at the model's resolution (``numpy.load``)
 
 and ``report.csv`` / ``report.json`` with one row per photo. Every file is
 written atomically, its size checked (a full disk is an ``OSError``, never
@@ -69,17 +71,27 @@ def output_paths(out: str, name: str) -> Tuple[str, str, str]:
             osp.join(out, 'reports', name + '.json'))
 
 
+def probs_path(out: str, name: str) -> str:
+    """Path of the model-resolution scores of ``name`` (``--save-probs``).
+    """
+    return osp.join(out, 'probs', name + '.npy')
+
+
 def finished_report(out: str, name: str, path: str,
-                    model: str = '') -> Optional[Dict]:
-    """The report of ``path`` if its outputs under ``name`` are all there
-    and were made from that very file (path, size, modification time) by
-    ``model`` (:func:`model_identity`), else None (also for a report that
-    cannot be read: the image is redone)."""
-    paths = output_paths(out, name)
+                    model: str = '', overlay: bool = True,
+                    probs: bool = False) -> Optional[Dict]:
+    """The report of ``path`` if its outputs under ``name`` (the overlay
+    and the scores only if asked for) are all there and were made from
+    that very file (path, size, modification time) by ``model``
+    (:func:`model_identity`), else None (also for a report that cannot be
+    read: the image is redone)."""
+    mask_path, overlay_path, report_path = output_paths(out, name)
+    paths = [mask_path, report_path] + [overlay_path] * overlay + \
+        [probs_path(out, name)] * probs
     if not all(osp.isfile(p) for p in paths):
         return None
     try:
-        with open(paths[2], encoding='utf-8') as f:
+        with open(report_path, encoding='utf-8') as f:
             report = json.load(f)
         current = file_identity(path)
     except (OSError, ValueError):
@@ -102,21 +114,29 @@ def write_outputs(out: str, name: str, source: str, rgb: np.ndarray,
                   mask: np.ndarray, report: Dict, classes: Sequence[str],
                   palette: Sequence[Sequence[int]],
                   opacity: float = 0.5, model: str = '',
-                  overlay_max_side: int = OVERLAY_MAX_SIDE) -> None:
+                  overlay_max_side: Optional[int] = OVERLAY_MAX_SIDE,
+                  probs: Optional[np.ndarray] = None) -> None:
     """Write the mask (the photo's size), the overlay (longest side at most
-    ``overlay_max_side``, 0: the photo's size; titled with the damage share
-    and the region count) and the report of one photo. The report records
-    the source file's identity and ``model`` (the reuse rule); a photo
-    given as an array (no file) is never reused."""
+    ``overlay_max_side``, 0: the photo's size, None: no overlay; titled
+    with the damage share and the region count), the report and, if given,
+    the model-resolution scores ``probs`` (float16 ``.npy``) of one photo.
+    The report records the source file's identity and ``model`` (the
+    reuse rule); a photo given as an array (no file) is never reused."""
     mask_path, overlay_path, report_path = output_paths(out, name)
     save_mask(mask, mask_path, palette)
-    pct = report['damage_share'] * 100
-    small_rgb, small_mask = shrink_for_display(rgb, mask, overlay_max_side)
-    drawn = add_legend(
-        overlay(small_rgb, small_mask, palette, opacity), classes, palette,
-        f'damage {pct:.1f}%, {report["num_regions"]} region(s)')
-    atomic_write_bytes(overlay_path, encode_image(
-        Image.fromarray(drawn), 'JPEG', quality=90))
+    if overlay_max_side is not None:
+        pct = report['damage_share'] * 100
+        small_rgb, small_mask = shrink_for_display(rgb, mask,
+                                                   overlay_max_side)
+        drawn = add_legend(
+            overlay(small_rgb, small_mask, palette, opacity), classes,
+            palette, f'damage {pct:.1f}%, {report["num_regions"]} region(s)')
+        atomic_write_bytes(overlay_path, encode_image(
+            Image.fromarray(drawn), 'JPEG', quality=90))
+    if probs is not None:
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(probs, np.float16))
+        atomic_write_bytes(probs_path(out, name), buf.getvalue())
     try:
         identity = file_identity(source)
     except OSError:
@@ -162,7 +182,9 @@ class WriteTask:
     min_region_fraction: float
     opacity: float
     model: str
-    overlay_max_side: int
+    #: None: no overlay
+    overlay_max_side: Optional[int]
+    save_probs: bool = False
 
 
 def write_photo(task: WriteTask) -> Dict:
@@ -172,5 +194,6 @@ def write_photo(task: WriteTask) -> Dict:
                     task.classes, task.min_region_fraction)
     write_outputs(task.out, task.name, task.source, task.rgb, result.mask,
                   result.report, task.classes, task.palette, task.opacity,
-                  task.model, task.overlay_max_side)
+                  task.model, task.overlay_max_side,
+                  result.probs if task.save_probs else None)
     return dict(file=task.source, status='ok', **result.report)

@@ -1,0 +1,278 @@
+"""The deployed path against the training stack and the study's stack, on
+the CPU: speed of exported models (ONNX Runtime fp32, int8) and what int8
+costs in agreement.
+
+    python benchmarks/export_speed.py [--models b0 b3 mvit] [--runs 10]
+        [--agreement-checkpoint work_dirs/segformer_b0_cardamage_demo/...]
+        [--threads N]
+
+speed, random weights, inputs 512 x 512 (a demo photo, resized), one
+process, one run per case, the same threads for every stack:
+
+- bare model, images/s: torch fp32, torch bf16 autocast, the study's
+  stack (HF transformers SegFormer with bf16 autocast, logits upsampled to
+  the input; skipped without transformers), the ONNX Runtime session
+  alone (fp32, int8 dynamic, int8 static);
+- through the runtime, photos/s: ``DamageSegmenter(config)`` vs
+  ``DamageSegmenter('model.onnx')`` (prepare, model, mask at the photo's
+  size, report) on the demo photos at their own size.
+
+agreement (``--agreement-checkpoint``, a trained SegFormer-b0 such as
+``make demo``'s): masks of int8 vs fp32 over every bundled photo (pixel
+share), and val mIoU of fp32 vs int8 (8 photos: noisy; agreement is the
+main figure). Cold start of the slim runtime: import + session creation in
+a fresh interpreter.
+"""
+import argparse
+import glob
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from benchmarks.overheads import random_checkpoints  # noqa: E402
+from benchmarks.report import save_report  # noqa: E402
+
+SAMPLE = osp.join(REPO, 'data', 'demo', 'car-damage-detector', 'dataset')
+MODELS = {
+    'b0': ('configs/segformer_b0_cardamage.py', 2, 'b0'),
+    'b3': ('configs/segformer_b3_cardamage.py', 1, 'b3'),
+    'mvit': ('configs/deeplabv3_mobilevit-s_cardamage.py', 1, None),
+}
+
+
+def timed(fn, runs: int, warmup: int = 2) -> float:
+    """Median seconds of ``fn()`` over ``runs`` calls after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def all_photos():
+    return sorted(glob.glob(osp.join(SAMPLE, '*', '*.jpg')))
+
+
+def square_photo(size: int) -> np.ndarray:
+    img = Image.open(osp.join(SAMPLE, 'val', '1.jpg')).convert('RGB')
+    return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR))
+
+
+def export_all(seg, config, ckpt, folder, sample, calib):
+    """fp32, int8 dynamic and int8 static files of one model."""
+    from cardamage_mmseg.apis.export import export_onnx, set_metadata
+    from cardamage_mmseg.runtime.quantize import quantize_int8
+    name = osp.splitext(osp.basename(config))[0]
+    files = dict(fp32=osp.join(folder, name + '.onnx'))
+    meta = export_onnx(seg, config, ckpt, files['fp32'], sample)
+    for mode in ('dynamic', 'static'):
+        path = osp.join(folder, f'{name}_int8_{mode}.onnx')
+        quantize_int8(files['fp32'], path, mode,
+                      calib if mode == 'static' else ())
+        set_metadata(path, dict(meta, quantization=dict(mode=mode)))
+        files[f'int8 {mode}'] = path
+    return files
+
+
+def speed(args, key, folder) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from cardamage_mmseg.apis import DamageSegmenter
+    from cardamage_mmseg.runtime import OnnxSegmenter
+    config, batch, hf_arch = MODELS[key]
+    [ckpt] = random_checkpoints(folder, [config])
+    seg = DamageSegmenter(osp.join(REPO, config), ckpt)
+    rgb = square_photo(args.size)
+    calib = sorted(glob.glob(osp.join(SAMPLE, 'train', '*.jpg')))[:32]
+    t0 = time.perf_counter()
+    files = export_all(seg, config, ckpt, folder, rgb, calib)
+    row = dict(model=key, config=config, batch=batch,
+               export_and_quantize_s=round(time.perf_counter() - t0, 1))
+    pieces = [seg.prepare(rgb, 'x').pieces[0]] * batch
+    rate = {}
+    rate['torch fp32'] = batch / timed(lambda: seg._run(pieces), args.runs)
+    bf16 = DamageSegmenter(osp.join(REPO, config), ckpt, amp='bf16')
+    rate['torch bf16'] = batch / timed(lambda: bf16._run(pieces), args.runs)
+    del bf16
+    if hf_arch:
+        try:
+            from benchmarks.gpu_speed import build_hf
+            forward, model = build_hf(hf_arch)
+            model.eval()
+            x = torch.randn(batch, 3, args.size, args.size)
+
+            def hf():
+                with torch.no_grad(), torch.autocast('cpu', torch.bfloat16):
+                    F.interpolate(forward(x), size=x.shape[2:],
+                                  mode='bilinear', align_corners=False)
+            rate['HF transformers bf16 (study)'] = batch / timed(
+                hf, args.runs)
+            del model, forward
+        except ImportError as err:
+            print(f'HF reference skipped: {err}')
+    for kind, path in files.items():
+        onnx_seg = OnnxSegmenter(path, threads=args.threads)
+        x = np.stack([onnx_seg._prepare_piece(rgb, 'x')[0][0]] * batch)
+        rate[f'ORT {kind}'] = batch / timed(
+            lambda: onnx_seg._session_run(x), args.runs)
+        del onnx_seg
+    row['images_per_s'] = {k: round(v, 2) for k, v in rate.items()}
+    base = rate['torch fp32']
+    row['vs_torch_fp32'] = {k: round(v / base, 2) for k, v in rate.items()}
+    if 'HF transformers bf16 (study)' in rate:
+        best = max(rate['ORT fp32'], rate['ORT int8 dynamic'],
+                   rate['ORT int8 static'])
+        row['best_ort_vs_study'] = round(
+            best / rate['HF transformers bf16 (study)'], 2)
+    # through the runtime: photos at their own size, batch as above
+    photos = [np.asarray(Image.open(p).convert('RGB'))
+              for p in sorted(glob.glob(osp.join(SAMPLE, 'val', '*.jpg')))]
+    photos = photos[:max(batch, 4)]
+    names = [f'p{i}' for i in range(len(photos))]
+
+    def through(s):
+        def go():
+            for i in range(0, len(photos), batch):
+                s.predict_arrays(photos[i:i + batch], names[i:i + batch])
+        return len(photos) / timed(go, max(2, args.runs // 3), 1)
+    runtime = dict(torch_fp32=through(seg))
+    for kind in ('fp32', 'int8 dynamic', 'int8 static'):
+        runtime[f'onnx {kind}'] = through(OnnxSegmenter(
+            files[kind], threads=args.threads))
+    row['runtime_photos_per_s'] = {k: round(v, 2) for k, v in
+                                   runtime.items()}
+    row['runtime_vs_torch_fp32'] = {
+        k: round(v / runtime['torch_fp32'], 2) for k, v in runtime.items()}
+    row['photo_sizes'] = sorted({p.shape[:2] for p in photos})
+    row['file_mb'] = {k: round(osp.getsize(v) / 1e6, 1)
+                      for k, v in files.items()}
+    print(row, flush=True)
+    return row
+
+
+def agreement(args, folder) -> dict:
+    """int8 vs fp32 masks over the bundled photos; val mIoU of each."""
+    from cardamage_mmseg.apis import DamageSegmenter
+    from cardamage_mmseg.core.image import read_image_rgb
+    from cardamage_mmseg.runtime import OnnxSegmenter
+    config = args.agreement_config
+    seg = DamageSegmenter(config, args.agreement_checkpoint)
+    photos = all_photos()
+    calib = sorted(glob.glob(osp.join(SAMPLE, 'train', '*.jpg')))[:32]
+    files = export_all(seg, config, args.agreement_checkpoint, folder,
+                       read_image_rgb(photos[0]), calib)
+    segs = {k: OnnxSegmenter(v, threads=args.threads)
+            for k, v in files.items()}
+    masks = {k: [] for k in ['torch'] + list(segs)}
+    for path in photos:
+        masks['torch'].append(seg(path)[0].mask)
+        for k, s in segs.items():
+            masks[k].append(s(path)[0].mask)
+    out = dict(config=config, checkpoint=args.agreement_checkpoint,
+               photos=len(photos))
+    for k in segs:
+        same = sum(int((a == b).sum()) for a, b in
+                   zip(masks[k], masks['fp32']))
+        total = sum(a.size for a in masks['fp32'])
+        worst = min(float((a == b).mean()) for a, b in
+                    zip(masks[k], masks['fp32']))
+        out[f'{k} vs fp32'] = dict(pixel_agreement=round(same / total, 6),
+                                   worst_photo=round(worst, 6))
+    same = sum(int((a == b).sum()) for a, b in
+               zip(masks['fp32'], masks['torch']))
+    out['fp32 vs torch'] = round(same / sum(a.size for a in masks['torch']),
+                                 6)
+    # val mIoU against the VIA labels, converted at the photo's size
+    out['val_miou'] = {k: val_miou(m, photos) for k, m in masks.items()}
+    print(out, flush=True)
+    return out
+
+
+def val_miou(masks, photos) -> float:
+    """mIoU (background, damage) x 100 over the val photos, labels drawn
+    from the sample's VIA polygons at the photo's size."""
+    from cardamage_mmseg.datasets.converters import load_via_entries
+    from cardamage_mmseg.datasets.converters.common import rasterize
+    folder = osp.join(SAMPLE, 'val')
+    entries, _ = load_via_entries(osp.join(folder, 'via_region_data.json'),
+                                  folder, split='val')
+    labels = {osp.basename(e.image_path): e for e in entries}
+    inter, union = np.zeros(2), np.zeros(2)
+    for mask, path in zip(masks, photos):
+        if osp.basename(osp.dirname(path)) != 'val':
+            continue
+        entry = labels[osp.basename(path)]
+        h, w = mask.shape
+        aw, ah = entry.annotated_size or (w, h)
+        gt = rasterize(entry.polygons, (w, h), (w / aw, h / ah))
+        valid = gt != 255
+        for c in (0, 1):
+            a, b = (mask == c) & valid, (gt == c) & valid
+            inter[c] += np.count_nonzero(a & b)
+            union[c] += np.count_nonzero(a | b)
+    return round(float(np.mean(inter / np.maximum(union, 1))) * 100, 2)
+
+
+def cold_start(path: str) -> float:
+    """Seconds of ``import`` + session creation of the runtime, fresh
+    interpreter."""
+    code = ('import time; t = time.perf_counter()\n'
+            'from cardamage_mmseg.apis import DamageSegmenter\n'
+            f'DamageSegmenter({path!r})\n'
+            'print(time.perf_counter() - t)\n')
+    res = subprocess.run([sys.executable, '-c', code], cwd=REPO,
+                         capture_output=True, text=True, check=True)
+    return round(float(res.stdout.strip().splitlines()[-1]), 2)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--models', nargs='+', default=['b0', 'b3', 'mvit'],
+                   choices=sorted(MODELS))
+    p.add_argument('--size', type=int, default=512)
+    p.add_argument('--runs', type=int, default=10)
+    p.add_argument('--threads', type=int, default=None,
+                   help='ONNX Runtime threads (default: torch\'s)')
+    p.add_argument('--agreement-checkpoint')
+    p.add_argument('--agreement-config',
+                   default=osp.join(REPO, 'configs',
+                                    'segformer_b0_cardamage_demo.py'))
+    p.add_argument('--out-dir', default='work_dirs/benchmarks')
+    args = p.parse_args(argv)
+    import torch
+    args.threads = args.threads or torch.get_num_threads()
+    report = dict(cores=len(os.sched_getaffinity(0)),
+                  torch_threads=torch.get_num_threads(),
+                  ort_threads=args.threads, size=args.size, rows=[])
+    import onnxruntime
+    report['versions'] = dict(torch=torch.__version__,
+                              onnxruntime=onnxruntime.__version__)
+    with tempfile.TemporaryDirectory() as tmp:
+        for key in args.models:
+            report['rows'].append(speed(args, key, tmp))
+        if args.agreement_checkpoint:
+            report['agreement'] = agreement(args, tmp)
+        first = glob.glob(osp.join(tmp, '*.onnx'))
+        if first:
+            report['cold_start_s'] = cold_start(sorted(first)[0])
+            print('cold start (import + session) s:', report['cold_start_s'])
+    save_report(report, args.out_dir, 'export_speed', 'cpu')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

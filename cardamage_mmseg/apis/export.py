@@ -1,0 +1,263 @@
+"""Export a trained model to ONNX for the torch-free runtime, and check
+the export on real photos.
+
+Why this is ours: mmseg 1.2.2 has no working export (its
+``tools/deployment/pytorch2torchscript.py`` calls ``forward_dummy``, which
+1.x segmentors lack) and MMDeploy needs the OpenMMLab build on the target.
+The graph here is what the PyTorch backend computes between the resized
+photo and the model-size log-probabilities::
+
+    image (N, 3, H, W) float32, RGB, 0..255, padded with the mean
+    -> channel order of the model -> (x - mean) / std
+    -> backbone, neck, decode head -> bilinear resize to (H, W)
+    -> log_softmax over classes -> (N, 1, C, H, W)
+
+(``torch.onnx.export(..., dynamo=True)``, batch, height and width free),
+and the file carries everything the runtime needs as metadata
+(:mod:`~..runtime.metadata`). Resizing the photo, the mask at the photo's
+size and the report stay in the shared core.
+"""
+import hashlib
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import mmseg
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core.files import IMAGE_SUFFIXES
+from ..core.image import read_image_rgb
+from ..models.segmentors.probs import SCORE_HEADS
+from ..runtime.metadata import METADATA_KEY, dump_metadata
+from ..core.resize import resize_for_model
+from ..runtime.onnx_segmenter import OnnxSegmenter, padded_input
+from ..utils.config import ConfigError
+from ..version import __version__
+from .inference import DamageSegmenter
+
+#: ONNX opset of the exported graphs (onnxruntime >= 1.14 runs it)
+OPSET = 18
+
+
+class ExportGraph(nn.Module):
+    """The exported computation of one mmseg ``EncoderDecoder`` (module
+    docstring): raw RGB in, (N, 1, C, H, W) log-probabilities out."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        pre = model.data_preprocessor
+        #: the model was trained on RGB (mmseg's bgr_to_rgb): the input
+        #: is used as it is; else it is turned to BGR
+        self.to_bgr = not pre.channel_conversion
+        mean = pre.mean if pre._enable_normalize else torch.zeros(3, 1, 1)
+        std = pre.std if pre._enable_normalize else torch.ones(3, 1, 1)
+        self.register_buffer('mean', mean.float().view(1, 3, 1, 1).clone())
+        self.register_buffer('std', std.float().view(1, 3, 1, 1).clone())
+        self.align_corners = model.decode_head.align_corners
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.flip(1) if self.to_bgr else image
+        x = (x - self.mean) / self.std
+        logits = self.model.decode_head.forward(self.model.extract_feat(x))
+        logits = F.interpolate(logits, size=x.shape[2:], mode='bilinear',
+                               align_corners=self.align_corners)
+        return F.log_softmax(logits, dim=1).unsqueeze(1)
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_exportable(seg: DamageSegmenter, config: str) -> None:
+    """Raise :class:`ConfigError` saying why ``seg``'s model cannot be
+    exported (an ensemble, a slide-window test mode, a MaskFormer-style or
+    sigmoid head, a test pipeline the runtime does not re-implement)."""
+    if seg.is_ensemble:
+        raise ConfigError(
+            f'{config}: an ensemble exports as its members: export each '
+            f'member config and fuse with tools/ensemble.py (one-graph '
+            f'ensembles are not supported yet)')
+    model = seg.model
+    head = getattr(model, 'decode_head', None)
+    if head is None or not hasattr(model, 'extract_feat'):
+        raise ConfigError(f'{config}: {type(model).__name__} is not an '
+                          f'encoder-decoder: cannot export')
+    if type(head).__name__ in SCORE_HEADS:
+        raise ConfigError(
+            f'{config}: {type(head).__name__} predicts masks per query and '
+            f'classifies them (test-time matching of queries to classes in '
+            f'Python): no single-graph export here; use the PyTorch path')
+    if head.out_channels == 1:
+        raise ConfigError(f'{config}: a one-channel (sigmoid) head cannot '
+                          f'be exported yet')
+    mode = (model.test_cfg or {}).get('mode', 'whole')
+    if mode != 'whole':
+        raise ConfigError(
+            f'{config}: test_cfg.mode={mode!r}: only whole-image inference '
+            f'exports (add --cfg-options model.test_cfg.mode=whole)')
+    if not seg._channel_blind or seg.resize_scale is None:
+        steps = [t['type'] for t in seg.cfg.test_dataloader.dataset.pipeline]
+        raise ConfigError(
+            f'{config}: the runtime re-implements a test pipeline of one '
+            f'keep-ratio Resize only; this one has {steps}')
+
+
+def export_metadata(seg: DamageSegmenter, graph: ExportGraph, config: str,
+                    checkpoint: Optional[str], dynamic: bool,
+                    fixed_size: Optional[Sequence[int]]) -> Dict[str, Any]:
+    """The runtime's metadata (:mod:`~..runtime.metadata`) of ``seg``."""
+    pre = seg.model.data_preprocessor
+    mean = graph.mean.flatten().tolist()
+    std = graph.std.flatten().tolist()
+    pad = [float(pre.pad_val) * s + m for m, s in zip(mean, std)]
+    if graph.to_bgr:  # the runtime pads the RGB input
+        pad = pad[::-1]
+    test_cfg = pre.test_cfg or {}
+    return dict(
+        classes=list(seg.classes),
+        palette=[[int(v) for v in c] for c in seg.palette],
+        input=dict(name='image', layout='NCHW', channel_order='RGB',
+                   dtype='float32', value_range=[0, 255],
+                   normalization='in_graph', mean=mean, std=std,
+                   model_channel_order='BGR' if graph.to_bgr else 'RGB',
+                   pad_value=pad,
+                   size_divisor=int(test_cfg.get('size_divisor') or 1),
+                   fixed_size=list(fixed_size) if fixed_size else None),
+        resize=dict(type='keep_ratio', scale=list(seg.resize_scale)),
+        output=dict(name='log_probs', layout='NTCHW', kind='log_softmax',
+                    resolution='input'),
+        terms=1, fusion=None, dynamic_batch=dynamic,
+        source=dict(
+            config=osp.basename(config),
+            config_sha256=hashlib.sha256(
+                seg.cfg.pretty_text.encode('utf-8')).hexdigest(),
+            checkpoints=[dict(name=osp.basename(checkpoint),
+                              sha256=file_sha256(checkpoint))]
+            if checkpoint else []),
+        exporter=dict(cardamage_mmseg=__version__,
+                      torch=torch.__version__.split('+')[0],
+                      mmseg=mmseg.__version__, opset=OPSET))
+
+
+def _write_with_metadata(program, path: str, meta: Dict[str, Any]) -> None:
+    program.model.metadata_props[METADATA_KEY] = dump_metadata(meta)
+    program.save(path)
+
+
+def set_metadata(path: str, meta: Dict[str, Any]) -> None:
+    """Store ``meta`` in the ONNX file ``path`` (in place)."""
+    import onnx
+    model = onnx.load(path)
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, dump_metadata(meta)
+    onnx.save(model, path)
+
+
+def export_onnx(seg: DamageSegmenter, config: str, checkpoint: Optional[str],
+                path: str, sample: np.ndarray, dynamic: bool = True
+                ) -> Dict[str, Any]:
+    """Write ``seg``'s model to ``path`` (see the module docstring);
+    ``sample``: an RGB photo whose model input traces the graph. Not
+    ``dynamic``: batch 1 and one input size (the config's padding size,
+    else the sample's), photos that resize to more are refused. Returns
+    the metadata written."""
+    check_exportable(seg, config)
+    graph = ExportGraph(seg.model).eval().cpu()
+    test_cfg = seg.model.data_preprocessor.test_cfg or {}
+    fixed = None if dynamic else test_cfg.get('size')
+    meta = export_metadata(seg, graph, config, checkpoint, dynamic, fixed)
+    x = padded_input(resize_for_model(sample, seg.resize_scale),
+                     meta['input']['pad_value'],
+                     meta['input']['size_divisor'], fixed)
+    if not dynamic:  # one input size: the sample's, padded
+        meta['input']['fixed_size'] = list(x.shape[1:])
+    dummy = torch.from_numpy(np.stack([x, x]) if dynamic else x[None])
+    shapes = None
+    if dynamic:
+        batch = torch.export.Dim('batch', min=1, max=1024)
+        shapes = ({0: batch, 2: torch.export.Dim('height', min=32,
+                                                  max=8192),
+                   3: torch.export.Dim('width', min=32, max=8192)},)
+    with torch.no_grad():
+        try:
+            program = torch.onnx.export(
+                graph, (dummy,), dynamo=True, opset_version=OPSET,
+                input_names=['image'], output_names=['log_probs'],
+                dynamic_shapes=shapes, verbose=False)
+        except Exception as err:
+            raise ConfigError(
+                f'{config}: torch.onnx.export failed'
+                + (' with dynamic shapes (try --static)' if dynamic
+                   else '') + f': {type(err).__name__}: '
+                f'{str(err).strip().splitlines()[0][:300]}') from None
+    _write_with_metadata(program, path, meta)
+    return meta
+
+
+@dataclass
+class Agreement:
+    """How an exported model's outputs compare with PyTorch's on photos:
+    the largest absolute log-probability difference (model size), and the
+    share of equal labels at the model's size and at the photos' size
+    (overall and the worst photo)."""
+    photos: int = 0
+    max_abs_diff: float = 0.0
+    model_size_agreement: float = 1.0
+    mask_agreement: float = 1.0
+    worst_mask_agreement: float = 1.0
+    rows: List[Dict] = field(default_factory=list)
+
+
+def compare(reference: DamageSegmenter, exported: OnnxSegmenter,
+            photos: Sequence[str],
+            progress: Optional[Callable[[str], None]] = None) -> Agreement:
+    """:class:`Agreement` of ``exported`` with ``reference`` on
+    ``photos``."""
+    result = Agreement()
+    same_small = total_small = same_full = total_full = 0
+    for path in photos:
+        rgb = read_image_rgb(path)
+        [lp_ref] = reference.forward([reference.prepare(rgb, path)])
+        [lp_onnx] = exported.forward([exported.prepare(rgb, path)])
+        if lp_ref.shape != lp_onnx.shape:
+            raise ConfigError(f'{path}: the exported model gives '
+                              f'{lp_onnx.shape}, PyTorch {lp_ref.shape}')
+        diff = float(np.abs(lp_ref - lp_onnx).max())
+        small = lp_ref.argmax(axis=1) == lp_onnx.argmax(axis=1)
+        mask_ref = reference.finish(lp_ref, rgb.shape[:2]).mask
+        mask_onnx = exported.finish(lp_onnx, rgb.shape[:2]).mask
+        full = float((mask_ref == mask_onnx).mean())
+        same_small += int(small.sum())
+        total_small += small.size
+        same_full += int((mask_ref == mask_onnx).sum())
+        total_full += mask_ref.size
+        result.max_abs_diff = max(result.max_abs_diff, diff)
+        result.worst_mask_agreement = min(result.worst_mask_agreement, full)
+        result.rows.append(dict(photo=path, max_abs_diff=diff,
+                                mask_agreement=full))
+        result.photos += 1
+        if progress:
+            progress(f'{osp.basename(path)}: max |d log p| {diff:.2e}, '
+                     f'mask agreement {full:.6f}')
+    if total_small:
+        result.model_size_agreement = same_small / total_small
+        result.mask_agreement = same_full / total_full
+    return result
+
+
+def photos_in(folder: str, limit: int = 0) -> List[str]:
+    """Image files directly in ``folder`` (sorted), at most ``limit``."""
+    names = sorted(n for n in os.listdir(folder)
+                   if osp.splitext(n)[1].lower() in IMAGE_SUFFIXES)
+    paths = [osp.join(folder, n) for n in names]
+    return paths[:limit] if limit else paths
