@@ -79,12 +79,14 @@ setup(
         exclude=('configs', 'tools', 'tools.*', 'tests', 'tests.*', 'data',
                  'benchmarks', 'benchmarks.*')),
     cmdclass={'build_py': BuildPyWithConfigs},
+    package_data={'cardamage_mmseg.serve': ['static/*.html']},
     install_requires=parse_requirements('requirements/runtime.txt') +
     [opencv_requirement()],
     extras_require={
         'runtime': [],
         'train': parse_requirements('requirements/train.txt'),
         'export': parse_requirements('requirements/export.txt'),
+        'serve': parse_requirements('requirements/serve.txt'),
         'optional': parse_requirements('requirements/optional.txt'),
         'tests': parse_requirements('requirements/tests.txt'),
         'mim': parse_requirements('requirements/mminstall.txt'),

@@ -166,3 +166,35 @@ def load_tool(relpath):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope='session')
+def val_photos(tmp_path_factory):
+    """Four real photos of the sample, smaller (the tiny configs resize to
+    64 anyway), one of them portrait."""
+    folder = tmp_path_factory.mktemp('val_photos')
+    for name in ('1.jpg', '4.jpg', '31.jpg', '47.jpg'):
+        img = Image.open(osp.join(DEMO, 'val', name)).convert('RGB')
+        img = img.resize((320, 240))
+        if name == '31.jpg':
+            img = img.transpose(Image.Transpose.ROTATE_90)
+        img.save(folder / name, quality=95)
+    return folder
+
+
+@pytest.fixture(scope='session')
+def exported_models(members, val_photos, tmp_path_factory):
+    """The members b0 (RGB, ImageNet mean/std) and MobileViT-S (BGR,
+    [0, 1]) exported and verified by tools/export.py: {name: .onnx}."""
+    pytest.importorskip('onnx')
+    from cardamage_mmseg.cli.main import run
+    export = load_tool('tools/export.py')
+    out = {}
+    folder = tmp_path_factory.mktemp('onnx')
+    for name in ('b0', 'mvit'):
+        cfg, ckpt = members[name]
+        path = str(folder / f'{name}.onnx')
+        assert run(export.main, [cfg, ckpt, '--out', path, '--verify-dir',
+                                 str(val_photos)]) == 0
+        out[name] = path
+    return out

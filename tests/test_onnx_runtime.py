@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from cardamage_mmseg.cli.main import run
-from conftest import DEMO, load_tool
+from conftest import load_tool
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
@@ -23,38 +23,13 @@ def export_tool():
 
 
 @pytest.fixture(scope='module')
+def exported(exported_models):
+    return exported_models
+
+
+@pytest.fixture(scope='module')
 def infer_tool():
     return load_tool('tools/infer.py')
-
-
-@pytest.fixture(scope='module')
-def val_photos(tmp_path_factory):
-    """Four real photos of the sample, smaller (the tiny configs resize to
-    64 anyway), one of them portrait."""
-    folder = tmp_path_factory.mktemp('val_photos')
-    for name in ('1.jpg', '4.jpg', '31.jpg', '47.jpg'):
-        img = Image.open(osp.join(DEMO, 'val', name)).convert('RGB')
-        img = img.resize((320, 240))
-        if name == '31.jpg':
-            img = img.transpose(Image.Transpose.ROTATE_90)
-        img.save(folder / name, quality=95)
-    return folder
-
-
-@pytest.fixture(scope='module')
-def exported(members, export_tool, val_photos, tmp_path_factory):
-    """b0 (RGB, ImageNet mean/std) and MobileViT-S (BGR, [0, 1]) exported
-    and verified by the tool."""
-    out = {}
-    folder = tmp_path_factory.mktemp('onnx')
-    for name in ('b0', 'mvit'):
-        cfg, ckpt = members[name]
-        path = str(folder / f'{name}.onnx')
-        code = run(export_tool.main, [cfg, ckpt, '--out', path,
-                                      '--verify-dir', str(val_photos)])
-        assert code == 0
-        out[name] = path
-    return out
 
 
 def _torch(members, name, **kw):

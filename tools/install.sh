@@ -81,6 +81,7 @@ logged "${PIP[@]}" install -c "$CONSTRAINTS" \
     -r "$ROOT/requirements/runtime.txt" \
     -r "$ROOT/requirements/train.txt" \
     -r "$ROOT/requirements/export.txt" \
+    -r "$ROOT/requirements/serve.txt" \
     -r "$ROOT/requirements/optional.txt" \
     -r "$ROOT/requirements/tests.txt"
 echo "  done"

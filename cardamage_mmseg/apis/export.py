@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.files import IMAGE_SUFFIXES
+from ..core.files import IMAGE_SUFFIXES, file_sha256
 from ..core.image import read_image_rgb
 from ..models.segmentors.probs import SCORE_HEADS
 from ..runtime.metadata import METADATA_KEY, dump_metadata
@@ -67,14 +67,6 @@ class ExportGraph(nn.Module):
         logits = F.interpolate(logits, size=x.shape[2:], mode='bilinear',
                                align_corners=self.align_corners)
         return F.log_softmax(logits, dim=1).unsqueeze(1)
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_exportable(seg: DamageSegmenter, config: str) -> None:

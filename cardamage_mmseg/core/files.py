@@ -2,6 +2,7 @@
 full disk or a short write never leaves a truncated file under the final
 name)."""
 import errno
+import hashlib
 import os
 import os.path as osp
 import tempfile
@@ -93,3 +94,12 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
                           path)
 
     atomic_write(path, write)
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
