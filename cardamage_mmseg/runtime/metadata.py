@@ -28,7 +28,7 @@ version 1::
                       opset
 """
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 #: the ONNX metadata_props key
 METADATA_KEY = 'cardamage_mmseg'
@@ -88,12 +88,3 @@ def parse_metadata(props: Dict[str, str], path: str) -> Dict[str, Any]:
         raise ModelFileError(f'{path}: metadata has {len(classes)} classes '
                              f'and {len(meta["palette"])} colours')
     return meta
-
-
-def describe(meta: Dict[str, Any]) -> Optional[str]:
-    """One line about an exported model: classes, input, terms."""
-    res = meta['resize']
-    return (f'{len(meta["classes"])} classes {meta["classes"]}, resize '
-            f'{res.get("scale")} keep-ratio, {meta["terms"]} term(s)'
-            + (f', fusion {meta["fusion"]["rule"]}' if meta.get('fusion')
-               else ''))

@@ -1,10 +1,12 @@
 """Class probabilities of any mmseg segmentor for a batch of raw images."""
 import copy
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ...core.segmenter import group_indices
 
 #: decode heads whose ``seg_logits`` are already per-class scores
 SCORE_HEADS = ('Mask2FormerHead', 'MaskFormerHead')
@@ -44,10 +46,7 @@ def group_by_original_size(data_samples: Sequence) -> List[List[int]]:
 def group_by_shape(data_samples: Sequence, key: str) -> List[List[int]]:
     """Indices of the samples, grouped by their metainfo ``key``
     (``ori_shape``, ``img_shape``), in first-seen order."""
-    groups: Dict[tuple, List[int]] = {}
-    for i, sample in enumerate(data_samples):
-        groups.setdefault(tuple(sample.get(key)), []).append(i)
-    return list(groups.values())
+    return group_indices([tuple(s.get(key)) for s in data_samples])
 
 
 def _scores_once(model, inputs: List[Tensor], data_samples: list,
