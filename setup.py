@@ -3,7 +3,7 @@
 ``pip install cardamage-mmseg`` is the slim runtime of exported models
 (numpy, Pillow, OpenCV, onnxruntime: no torch, no OpenMMLab). The
 ``train`` extra adds the pure-Python OpenMMLab stack, ``export`` what
-``tools/export.py`` needs. torch and mmcv (with compiled ops) are
+``tools/export.py`` needs, ``hf`` transformers for the HuggingFace bridge. torch and mmcv (with compiled ops) are
 deliberately in no extra: a plain ``pip install`` would build mmcv in an
 isolated environment against a different torch. ``tools/install.sh``
 installs everything in the right order; torch and mmcv are listed under the
@@ -87,6 +87,7 @@ setup(
         'train': parse_requirements('requirements/train.txt'),
         'export': parse_requirements('requirements/export.txt'),
         'serve': parse_requirements('requirements/serve.txt'),
+        'hf': parse_requirements('requirements/hf.txt'),
         'optional': parse_requirements('requirements/optional.txt'),
         'tests': parse_requirements('requirements/tests.txt'),
         'mim': parse_requirements('requirements/mminstall.txt'),

@@ -18,7 +18,15 @@ from conftest import REPO, run_tool, write_tiny_config
 init_default_scope('mmseg')
 
 
-@pytest.mark.parametrize('name', sorted(BASELINES))
+#: rows whose training run is in the slow suite: they train the same
+#: modules as a default row (SegformerHFHead: tests/test_hf_bridge.py;
+#: HFSegmentor: tests/test_hf_segmentor.py trains a small DPT-hybrid)
+SLOW_TRAINING = ('segformer_hf_b3', 'dpt-hybrid')
+
+
+@pytest.mark.parametrize('name', [
+    pytest.param(n, marks=pytest.mark.slow) if n in SLOW_TRAINING else n
+    for n in sorted(BASELINES)])
 def test_baseline_trains_checkpoints_and_tests(name, tmp_path,
                                                demo_converted):
     base = BASELINES[name]

@@ -2,9 +2,10 @@
 (cardamage_mmseg.utils.compat): without it ``import mmseg.models`` dies in
 any environment holding mmdet/pycocotools and a current transformers."""
 import os
+import os.path as osp
 
 import pytest
-from conftest import run_tool
+from conftest import REPO, run_tool
 
 from cardamage_mmseg.utils.compat import mmpretrain_multimodal_breaks
 
@@ -74,3 +75,26 @@ def test_cardamage_import_first_makes_mmseg_models_import(transformers_5):
     # mmpretrain's own placeholder, which explains what to install
     assert 'blip: ask_install' in result.stdout
     assert 'transformers 5.0.0 breaks mmpretrain' in result.stderr
+
+
+def test_the_pinned_transformers_is_covered_by_the_shim():
+    """requirements/hf.txt's transformers (installed by tools/install.sh)
+    together with the real mmpretrain/mmdet: mmseg's models and a HF model
+    build in one fresh process."""
+    import re
+    pin = re.search(r'^transformers==(\S+)', open(osp.join(
+        REPO, 'requirements', 'hf.txt')).read(), re.M)[1]
+    assert mmpretrain_multimodal_breaks(pin)  # the shim is what saves it
+    pytest.importorskip('transformers')
+    from importlib import metadata
+    assert metadata.version('transformers') == pin
+    code = ('import cardamage_mmseg.register, mmseg.models, mmdet.models\n'
+            'import transformers\n'
+            'from mmseg.registry import MODELS\n'
+            "m = MODELS.build(dict(type='HFSemanticSegModel', num_labels=2,"
+            " config=dict(model_type='segformer', hidden_sizes=[8, 16, 40,"
+            " 64], depths=[1, 1, 1, 1], decoder_hidden_size=16)))\n"
+            "print('built', type(m.model).__name__)\n")
+    result = run_tool('-c', code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'built SegformerForSemanticSegmentation' in result.stdout

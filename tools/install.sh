@@ -82,6 +82,7 @@ logged "${PIP[@]}" install -c "$CONSTRAINTS" \
     -r "$ROOT/requirements/train.txt" \
     -r "$ROOT/requirements/export.txt" \
     -r "$ROOT/requirements/serve.txt" \
+    -r "$ROOT/requirements/hf.txt" \
     -r "$ROOT/requirements/optional.txt" \
     -r "$ROOT/requirements/tests.txt"
 echo "  done"
@@ -167,9 +168,11 @@ echo "  done"
 # --------------------------------------------------------------------------
 step 7 "checking the stack"
 "$PY" - <<'EOF'
+# cardamage_mmseg first: its compat shim lets mmseg import next to
+# transformers >= 4.56 (requirements/hf.txt)
+import cardamage_mmseg.register
 import mmcv, mmcv.ops, mmengine, mmseg, torch
 import mmseg.models  # fails without mmcv's compiled ops
-import cardamage_mmseg.register
 print(f'  torch {torch.__version__}, mmcv {mmcv.__version__}, mmengine '
       f'{mmengine.__version__}, mmseg {mmseg.__version__}, cardamage_mmseg '
       f'{cardamage_mmseg.__version__}')

@@ -21,6 +21,8 @@ USER_ERROR_NAMES = (
     ('cardamage_mmseg.utils.config', 'ConfigError'),
     ('cardamage_mmseg.datasets.car_damage', 'DatasetError'),
     ('cardamage_mmseg.utils.checkpoint', 'CheckpointError'),
+    ('cardamage_mmseg.utils.hf_files', 'HFFilesError'),
+    ('cardamage_mmseg.models.converters.segformer_hf', 'ConversionError'),
 )
 USER_ERROR_EXIT_CODE = 2
 
@@ -28,7 +30,7 @@ USER_ERROR_EXIT_CODE = 2
 def user_errors() -> Tuple[type, ...]:
     """The error classes :func:`run` reports as a message."""
     found = [UsageError, InputError, ImageReadError, ModelFileError,
-             FileNotFoundError]
+             FileNotFoundError, FileExistsError]
     for module, name in USER_ERROR_NAMES:
         if module in sys.modules:
             found.append(getattr(importlib.import_module(module), name))

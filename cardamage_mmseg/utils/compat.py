@@ -12,8 +12,8 @@ model of this project uses those multimodal models, so we switch them off the
 way mmpretrain itself does when their packages are missing (it registers
 placeholders that explain what is needed if one is ever built).
 """
+import importlib.abc
 import importlib.util
-import os.path as osp
 import re
 import sys
 import warnings
@@ -48,34 +48,62 @@ def mmpretrain_multimodal_breaks(
             TRANSFORMERS_BREAKING_MMPRETRAIN)
 
 
+class _MultimodalOffLoader(importlib.abc.Loader):
+    """Runs ``mmpretrain.utils.dependency`` with its real loader, then
+    sets ``WITH_MULTIMODAL = False`` (before the package reads it)."""
+
+    def __init__(self, loader, transformers: str) -> None:
+        self.loader = loader
+        self.transformers = transformers
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self.loader.exec_module(module)
+        if not getattr(module, 'WITH_MULTIMODAL', False):
+            return  # mmpretrain will skip them anyway (no pycocotools)
+        module.WITH_MULTIMODAL = False
+        warnings.warn(
+            f'transformers {self.transformers} breaks mmpretrain '
+            f'{installed_version("mmpretrain")}\'s multimodal models (BLIP, '
+            f'...), which cardamage_mmseg does not use: they are switched '
+            f'off so that mmseg/mmdet/mmpretrain import. Install '
+            f'transformers<4.56 if you need them.', stacklevel=2)
+
+
+class _MultimodalOffFinder(importlib.abc.MetaPathFinder):
+    """A one-shot import hook for ``mmpretrain.utils.dependency``."""
+
+    def __init__(self, transformers: str) -> None:
+        self.transformers = transformers
+
+    def find_spec(self, name, path=None, target=None):
+        if name != DEPENDENCY_MODULE:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _MultimodalOffLoader(spec.loader,
+                                               self.transformers)
+        return spec
+
+
 def disable_broken_mmpretrain_multimodal() -> bool:
-    """Before mmpretrain is first imported: if it would import its
-    multimodal models and the installed transformers breaks them, load
-    ``mmpretrain.utils.dependency`` ahead of the package with
-    ``WITH_MULTIMODAL = False``, so the package's own ``import`` of that
-    module finds this copy. Returns whether it did so."""
+    """Before mmpretrain is first imported: if the installed transformers
+    breaks its multimodal models, hook the import of
+    ``mmpretrain.utils.dependency`` so that it ends with
+    ``WITH_MULTIMODAL = False`` (what the module itself sets when their
+    packages are missing). Nothing is imported now: ``import
+    cardamage_mmseg`` stays light. Returns whether the hook is in place."""
     if 'mmpretrain' in sys.modules or DEPENDENCY_MODULE in sys.modules:
         return False  # already imported (it worked, or it is too late)
+    if any(isinstance(f, _MultimodalOffFinder) for f in sys.meta_path):
+        return True
     transformers = installed_version('transformers')
     if not mmpretrain_multimodal_breaks(transformers):
         return False
-    spec = importlib.util.find_spec('mmpretrain')
-    if spec is None or spec.origin is None:
+    if importlib.util.find_spec('mmpretrain') is None:
         return False
-    path = osp.join(osp.dirname(spec.origin), 'utils', 'dependency.py')
-    if not osp.isfile(path):
-        return False
-    dep_spec = importlib.util.spec_from_file_location(DEPENDENCY_MODULE, path)
-    module = importlib.util.module_from_spec(dep_spec)
-    dep_spec.loader.exec_module(module)
-    if not getattr(module, 'WITH_MULTIMODAL', False):
-        return False  # mmpretrain will skip them anyway (no pycocotools)
-    module.WITH_MULTIMODAL = False
-    sys.modules[DEPENDENCY_MODULE] = module
-    warnings.warn(
-        f'transformers {transformers} breaks mmpretrain '
-        f'{installed_version("mmpretrain")}\'s multimodal models (BLIP, '
-        f'...), which cardamage_mmseg does not use: they are switched off '
-        f'so that mmseg/mmdet/mmpretrain import. Install transformers<4.56 '
-        f'if you need them.', stacklevel=2)
+    sys.meta_path.insert(0, _MultimodalOffFinder(transformers))
     return True

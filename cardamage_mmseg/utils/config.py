@@ -30,6 +30,8 @@ OPTIONAL_PACKAGES = {
     'timm': ('TIMMBackbone (MobileViTv2)', 'pip install timm==1.0.31'),
     'mmpretrain': ('mmpretrain backbones (MobileViT)',
                    'pip install mmpretrain==1.2.0'),
+    'transformers': ('HuggingFace models (HFSegmentor, HFPretrained)',
+                     'pip install -e ".[hf]"'),
 }
 
 
@@ -130,6 +132,8 @@ def required_packages(cfg: Config) -> List[str]:
             needed.add(scope)
     if "'TIMMBackbone'" in text:
         needed.add('timm')
+    if "'HFSegmentor'" in text or "'HFSemanticSegModel'" in text:
+        needed.add('transformers')
     return sorted(needed)
 
 

@@ -1,4 +1,5 @@
 from .dilated_mobilevit import DilatedMobileViT
+from .hf_model import HFSemanticSegModel
 from .mit_sdpa import MixVisionTransformerSDPA
 
-__all__ = ['DilatedMobileViT', 'MixVisionTransformerSDPA']
+__all__ = ['DilatedMobileViT', 'HFSemanticSegModel', 'MixVisionTransformerSDPA']

@@ -2,10 +2,11 @@ from ...utils.deprecation import moved_names
 from .distill import DistillSegmentor, student_state_dict
 from .ensemble import EnsembleSegmentor
 from .fusion import FUSION_RULES, fuse
+from .hf_segmentor import HFSegmentor
 
 __all__ = [
     'DistillSegmentor', 'EnsembleSegmentor', 'FUSION_RULES', 'fuse',
-    'student_state_dict'
+    'HFSegmentor', 'student_state_dict'
 ]
 
 __getattr__ = moved_names(__name__, {
