@@ -62,11 +62,11 @@ NOT_CONVERTED = {
                    'model through HFSegmentor',
     'mobilevitv2': 'the project\'s MobileViTv2 is timm\'s; run the HF model '
                    'through HFSegmentor',
-    'mobilevit': 'HF\'s DeepLabV3-MobileViT and the project\'s '
-                 'DilatedMobileViT + LightASPPHead differ in structure (HF '
-                 'keeps the ASPP and its 1x1 projection with BN but no '
-                 'separable convolutions and a different dilation layout); '
-                 'run the HF model through HFSegmentor',
+    'mobilevit': 'not converted yet: HF\'s DeepLabV3-MobileViT and the '
+                 'project\'s DilatedMobileViT + LightASPPHead follow the same '
+                 'Apple design, but the map (mmpretrain\'s block names, the '
+                 'ASPP branch order: HF pools last, mmseg first) is not '
+                 'written; run the HF model through HFSegmentor',
     'upernet': 'UperNet + Swin-T is not converted yet (patch-merging '
                'channel order and relative-position tables need their own '
                'map); run it through HFSegmentor',
