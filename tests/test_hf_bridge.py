@@ -320,3 +320,22 @@ def test_converted_model_runs_through_the_tools(converted, demo_converted,
     assert run(export.main, [cfg, ckpt, '--out', onnx_path, '--verify-dir',
                              str(val_photos)]) == 0
     assert osp.isfile(onnx_path)
+
+
+def test_converters_never_touch_a_users_part_files(hf_segformer, converted,
+                                                   tmp_path):
+    """The temporary files are the project's own names: a user's
+    ``OUT.part`` / ``OUT_DIR.part`` stay as they were, and nothing
+    temporary is left behind."""
+    from cardamage_mmseg.apis.hf import hf_to_mmseg, mmseg_to_hf
+    folder, _ = hf_segformer
+    cfg, ckpt, _ = converted
+    (tmp_path / 'b.pth.part').write_text('mine')
+    hf_to_mmseg(folder, str(tmp_path / 'b.pth'))
+    assert (tmp_path / 'b.pth.part').read_text() == 'mine'
+    (tmp_path / 'hf.part').mkdir()
+    (tmp_path / 'hf.part' / 'notes.txt').write_text('mine')
+    mmseg_to_hf(cfg, ckpt, str(tmp_path / 'hf'))
+    assert (tmp_path / 'hf.part' / 'notes.txt').read_text() == 'mine'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'b.pth', 'b.pth.LICENSE', 'b.pth.part', 'hf', 'hf.part']

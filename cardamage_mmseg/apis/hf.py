@@ -13,26 +13,28 @@ this project's mean/std) and a model card. Licences travel: the source's
 model-card fields and ``LICENSE*`` files are copied into what is written.
 Nothing existing is overwritten.
 """
-import copy
 import os
 import os.path as osp
 import shutil
-from typing import Dict, List, Optional, Sequence
+import uuid
+from typing import List, Optional, Sequence
 
 import torch
 import yaml
 
-from ..core.files import file_sha256
+from ..core.files import (TMP_PREFIX, atomic_write, atomic_write_bytes,
+                          file_sha256)
 from ..core.palette import palette_for
 from ..models.converters.segformer_hf import (ConversionError,
                                               hf_config_from_mmseg,
                                               hf_to_mmseg_state,
                                               mmseg_to_hf_state,
                                               segformer_from_hf_config)
+from ..models.frozen import checkpoint_classes, load_frozen_model
 from ..utils.checkpoint import load_checkpoint_file, state_dict_of
-from ..utils.config import dataset_classes, load_config, packaged_config_dir
-from ..utils.hf_files import (HFFilesError, read_hf_json, read_hf_state_dict,
-                              resolve_hf_dir)
+from ..utils.config import load_config, packaged_config_dir
+from ..utils.hf_files import (HFFilesError, hf_weight_files, read_hf_json,
+                              read_hf_state_dict, resolve_hf_dir)
 from ..version import __version__
 
 #: HF's SegformerImageProcessor defaults (ImageNet), used when a directory
@@ -193,7 +195,6 @@ def hf_to_mmseg(hf_dir: str, out: str,
             _licence_copy(out, p) for p in licences]:
         if path:
             _refuse_existing(path)
-    weights = _weights_file(folder)
     meta = dict(
         dataset_meta=dict(classes=tuple(classes),
                           palette=palette_for(classes)),
@@ -203,24 +204,21 @@ def hf_to_mmseg(hf_dir: str, out: str,
             model_card={k: card[k] for k in CARD_FIELDS if k in card},
             license=licence or 'unknown',
             license_files=[osp.basename(p) for p in licences],
-            weights_sha256=file_sha256(weights) if weights else None,
+            weights_sha256={osp.basename(p): file_sha256(p)
+                            for p in hf_weight_files(folder)},
             image_mean=mean, image_std=std,
             do_reduce_labels=bool(processor.get('do_reduce_labels', False)),
             converted_by=f'cardamage_mmseg {__version__}'))
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    tmp = out + '.part'
-    torch.save(dict(state_dict=state, meta=meta), tmp)
-    os.replace(tmp, out)
+    atomic_write(out, lambda tmp: torch.save(dict(state_dict=state,
+                                                  meta=meta), tmp))
     written = [out]
     for path in licences:
         shutil.copyfile(path, _licence_copy(out, path))
         written.append(_licence_copy(out, path))
     if config_out:
-        os.makedirs(osp.dirname(osp.abspath(config_out)), exist_ok=True)
-        with open(config_out, 'x', encoding='utf-8') as f:
-            f.write(_config_text(_base_config_for(hf_config), config_out,
-                                 out, overrides, mean, std, classes, hf_dir,
-                                 licence_line))
+        atomic_write_bytes(config_out, _config_text(
+            _base_config_for(hf_config), config_out, out, overrides, mean,
+            std, classes, hf_dir, licence_line).encode('utf-8'))
         written.append(config_out)
     return dict(classes=classes, params=sum(v.numel() for k, v in
                                             state.items()
@@ -237,13 +235,6 @@ def _is_buffer(key: str) -> bool:
 def _licence_copy(out: str, licence: str) -> str:
     name = osp.basename(licence)
     return f'{out}.{name}'
-
-
-def _weights_file(folder: str) -> Optional[str]:
-    for name in ('model.safetensors', 'pytorch_model.bin'):
-        if osp.isfile(osp.join(folder, name)):
-            return osp.join(folder, name)
-    return None
 
 
 def _derived_licence(cfg, meta: dict) -> dict:
@@ -339,8 +330,7 @@ def mmseg_to_hf(config: str, checkpoint: str, out_dir: str,
                               f'config normalises BGR (bgr_to_rgb=False)')
     ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
     meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
-    classes = list((meta.get('dataset_meta') or {}).get('classes') or
-                   dataset_classes(cfg.test_dataloader.dataset) or [])
+    classes = list(checkpoint_classes(cfg, ckpt) or [])
     fields = hf_config_from_mmseg(backbone, dict(model_cfg.decode_head),
                                   classes or None)
     classes = [fields['id2label'][str(i)] for i in range(len(
@@ -351,51 +341,63 @@ def mmseg_to_hf(config: str, checkpoint: str, out_dir: str,
     licence = (dict(license=license) if license else
                _derived_licence(cfg, meta))
 
-    from safetensors.torch import save_file
-    from transformers import SegformerConfig, SegformerImageProcessor
     mean = [m / 255.0 for m in data_pre['mean']]
     std = [s / 255.0 for s in data_pre['std']]
     size = cfg.get('crop_size') or (512, 512)
-    tmp = out_dir.rstrip('/') + '.part'
-    shutil.rmtree(tmp, ignore_errors=True)
+    parent = osp.dirname(osp.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    # a new name of our own (never a user's folder), created with the
+    # umask's mode (mkdtemp's would be private), renamed when complete
+    tmp = osp.join(parent, f'{TMP_PREFIX}{osp.basename(osp.abspath(out_dir))}'
+                   f'-{uuid.uuid4().hex}')
     os.makedirs(tmp)
-    SegformerConfig(**{k: v for k, v in fields.items()
-                       if k != 'model_type'}).save_pretrained(tmp)
-    SegformerImageProcessor(
-        image_mean=mean, image_std=std, do_reduce_labels=False,
-        size=dict(height=int(size[0]), width=int(size[1]))).save_pretrained(
-            tmp)
-    save_file({k: v.contiguous() for k, v in hf_state.items()},
-              osp.join(tmp, 'model.safetensors'), metadata={'format': 'pt'})
-    for name in (meta.get('hf_source') or {}).get('license_files', []):
-        source = f'{checkpoint}.{name}'
-        if osp.isfile(source):
-            shutil.copyfile(source, osp.join(tmp, name))
-    with open(osp.join(tmp, 'README.md'), 'w', encoding='utf-8') as f:
-        f.write(_model_card(fields, classes, config, file_sha256(checkpoint),
-                            metrics, licence, mean, std))
-    result = dict(classes=classes, license=licence, params=sum(
-        v.numel() for k, v in hf_state.items() if not _is_buffer(k)))
-    if verify:
-        result['max_diff'] = _verify_hf_dir(tmp, cfg, state)
-    os.replace(tmp, out_dir)
+    try:
+        _write_hf_dir(tmp, fields, hf_state, mean, std, size, meta,
+                      checkpoint)
+        with open(osp.join(tmp, 'README.md'), 'w', encoding='utf-8') as f:
+            f.write(_model_card(fields, classes, config,
+                                file_sha256(checkpoint), metrics, licence,
+                                mean, std))
+        result = dict(classes=classes, license=licence, params=sum(
+            v.numel() for k, v in hf_state.items() if not _is_buffer(k)))
+        if verify:
+            result['max_diff'] = _verify_hf_dir(tmp, cfg, checkpoint)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     result['out_dir'] = out_dir
     return result
 
 
-def _verify_hf_dir(folder: str, cfg, state: Dict[str, torch.Tensor]
-                   ) -> float:
+def _write_hf_dir(folder: str, fields: dict, hf_state: dict, mean, std,
+                  size, meta: dict, checkpoint: str) -> None:
+    """config.json, preprocessor_config.json, model.safetensors (Hub
+    layout) and the licence files that came with a converted source."""
+    from safetensors.torch import save_file
+    from transformers import SegformerConfig, SegformerImageProcessor
+    SegformerConfig(**{k: v for k, v in fields.items()
+                       if k != 'model_type'}).save_pretrained(folder)
+    SegformerImageProcessor(
+        image_mean=mean, image_std=std, do_reduce_labels=False,
+        size=dict(height=int(size[0]), width=int(size[1]))).save_pretrained(
+            folder)
+    save_file({k: v.contiguous() for k, v in hf_state.items()},
+              osp.join(folder, 'model.safetensors'),
+              metadata={'format': 'pt'})
+    for name in (meta.get('hf_source') or {}).get('license_files', []):
+        source = f'{checkpoint}.{name}'
+        if osp.isfile(source):
+            shutil.copyfile(source, osp.join(folder, name))
+
+
+def _verify_hf_dir(folder: str, cfg, checkpoint: str) -> float:
     """Max |logit difference| at 1/4 resolution between transformers'
-    load of ``folder`` and the mmseg model, on one random normalised
-    input (an export that does not compute the same fails here)."""
-    from mmseg.registry import MODELS
+    load of ``folder`` and the mmseg model (loaded strictly, as every
+    frozen model), on one random normalised input (an export that does
+    not compute the same fails here)."""
     from transformers import SegformerForSemanticSegmentation
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.backbone.pop('init_cfg', None)
-    model_cfg.pop('pretrained', None)
-    model_cfg.decode_head['norm_cfg'] = dict(type='BN')
-    mm = MODELS.build(model_cfg).eval()
-    mm.load_state_dict(state, strict=False)
+    mm, _ = load_frozen_model(cfg, checkpoint)
     hf = SegformerForSemanticSegmentation.from_pretrained(
         folder, local_files_only=True).eval()
     x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))

@@ -9,7 +9,7 @@ allows it.
 """
 import json
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from torch import Tensor
 
@@ -65,22 +65,33 @@ def read_hf_json(folder: str, name: str = 'config.json',
         raise HFFilesError(f'{path} is not valid JSON: {error}') from None
 
 
+def hf_weight_files(folder: str) -> List[str]:
+    """The weight files of a ``save_pretrained`` directory, in the order
+    :func:`read_hf_state_dict` prefers: ``model.safetensors``, else the
+    shards its index lists, else ``pytorch_model.bin``; [] if none."""
+    if osp.isfile(osp.join(folder, SAFETENSORS)):
+        return [osp.join(folder, SAFETENSORS)]
+    index = read_hf_json(folder, SAFETENSORS_INDEX, required=False)
+    if index is not None:
+        return [osp.join(folder, shard) for shard in
+                sorted(set(index.get('weight_map', {}).values()))]
+    if osp.isfile(osp.join(folder, PICKLE_WEIGHTS)):
+        return [osp.join(folder, PICKLE_WEIGHTS)]
+    return []
+
+
 def read_hf_state_dict(folder: str) -> Dict[str, Tensor]:
     """The weights of a ``save_pretrained`` directory (safetensors first,
     then the pickled ``.bin`` through the safe loader)."""
     from safetensors.torch import load_file
-    single = osp.join(folder, SAFETENSORS)
-    if osp.isfile(single):
-        return load_file(single)
-    index = read_hf_json(folder, SAFETENSORS_INDEX, required=False)
-    if index is not None:
-        state = {}
-        for shard in sorted(set(index.get('weight_map', {}).values())):
-            state.update(load_file(osp.join(folder, shard)))
-        return state
-    pickled = osp.join(folder, PICKLE_WEIGHTS)
-    if osp.isfile(pickled):
-        return state_dict_of(load_checkpoint_file(pickled,
+    files = hf_weight_files(folder)
+    if not files:
+        raise HFFilesError(f'{folder} has no weights ({SAFETENSORS}, '
+                           f'{SAFETENSORS_INDEX} or {PICKLE_WEIGHTS})')
+    if files[0].endswith(PICKLE_WEIGHTS):
+        return state_dict_of(load_checkpoint_file(files[0],
                                                   map_location='cpu'))
-    raise HFFilesError(f'{folder} has no weights ({SAFETENSORS}, '
-                       f'{SAFETENSORS_INDEX} or {PICKLE_WEIGHTS})')
+    state = {}
+    for path in files:
+        state.update(load_file(path))
+    return state

@@ -10,15 +10,16 @@ the backbone slot of an ``EncoderDecoder``; its logits go to
 :class:`~..decode_heads.LogitsHead`. transformers is imported only when one
 is built (the ``hf`` extra).
 """
-import json
 import os.path as osp
 from typing import List, Mapping, Optional, Union
 
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import initialize
 from mmseg.registry import MODELS
-import torch.nn.functional as F
 from torch import Tensor
+
+from ...utils.hf_files import read_hf_json
 
 
 def import_transformers():
@@ -38,11 +39,11 @@ def hf_config_dict(config: Union[str, Mapping]) -> dict:
     or a ``save_pretrained`` directory (local files only)."""
     if isinstance(config, Mapping):
         return dict(config)
-    path = osp.join(config, 'config.json') if osp.isdir(config) else config
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'HF config not found: {path}')
-    with open(path, encoding='utf-8') as f:
-        return json.load(f)
+    if osp.isdir(config):
+        return read_hf_json(config)
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'HF config not found: {config}')
+    return read_hf_json(osp.dirname(config) or '.', osp.basename(config))
 
 
 @MODELS.register_module()
