@@ -1,4 +1,5 @@
 """Fusion rules on hand-built probability maps, pixel by pixel."""
+import numpy as np
 import pytest
 import torch
 
@@ -92,3 +93,22 @@ def test_bad_rule_and_weights():
         fuse(P, 'median')
     with pytest.raises(ValueError, match='2 weights for 3 members'):
         fuse(P, 'weighted_mean', [0.5, 0.5])
+
+
+def test_term_fusion_reads_terms_member_by_member():
+    """(M * T) terms: member 0's T flip terms first, then member 1's; the
+    numpy fusion (torch-free: the exported runtime and writer processes)
+    gives the tensor face's labels."""
+    from cardamage_mmseg.core.fusion import TermFusion
+    rng = np.random.default_rng(0)
+    log_p = np.log(rng.dirichlet(np.ones(3), size=(2, 2, 5, 7))
+                   ).transpose(0, 1, 4, 2, 3).astype(np.float32)
+    terms = log_p.reshape(4, 3, 5, 7)  # m0t0, m0t1, m1t0, m1t1
+    scores, labels = TermFusion(2, 'weighted_vote', (0.7, 0.3))(terms)
+    member_probs = torch.from_numpy(np.exp(log_p).mean(axis=1))
+    ref_scores, ref_labels = fuse(member_probs, 'weighted_vote', [0.7, 0.3])
+    assert labels.dtype == np.uint8
+    assert np.array_equal(labels, ref_labels.numpy())
+    assert np.allclose(scores, ref_scores.numpy(), atol=1e-6)
+    # member 0 (weight 0.7) decides every pixel
+    assert np.array_equal(labels, member_probs[0].argmax(0).numpy())

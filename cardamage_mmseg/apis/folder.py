@@ -147,13 +147,12 @@ def segment_files(segmenter: PhotoSegmenter, items: Sequence[Item],
     make_loader = getattr(segmenter, 'make_loader', None)
     loader = (make_loader(dataset, batch_size, workers) if make_loader
               else ThreadedLoader(dataset, batch_size, workers))
-    if getattr(segmenter.combine, 'uses_torch', False):
-        writers = 0  # see below: a forked writer must not call torch
     # fork: writers start at once (forkserver or spawn import the main
     # script, torch included: 5 s). The price: a forked process whose
     # parent's OpenMP threads have just run hangs in its first OpenMP
     # call (seen here in torch.set_num_threads), so writers stay
-    # torch-free: ensembles (whose fusion is torch) write in this process.
+    # torch-free: what they run (the core, ensembles' fusion included)
+    # is numpy and OpenCV.
     pool = ProcessPoolExecutor(
         writers, mp_context=multiprocessing.get_context('fork'),
         initializer=_writer_init) if writers else None

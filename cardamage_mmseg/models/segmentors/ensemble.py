@@ -12,7 +12,6 @@ Memory: members' weights plus one batch of activations; nothing is kept
 across batches.
 """
 import os
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,6 +22,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
+from ...core.fusion import TermFusion
 from ...utils.config import (PACKAGE_PREFIX, ConfigNotFoundError,
                              locate_file, resolve_config_path)
 from ...utils.deprecation import moved_names
@@ -30,29 +30,6 @@ from ..frozen import load_frozen_model
 from .fusion import FUSION_RULES, fuse, normalise_weights
 from .probs import (group_by_original_size, predict_log_probs,
                     predict_probs)
-
-
-@dataclass(frozen=True)
-class TermFusion:
-    """(M * T, C, ...) upsampled log-probabilities of M members (T flip
-    terms each) -> fused (scores, labels): each member's probabilities
-    (mean over its T terms), then the fusion rule, as
-    :meth:`EnsembleSegmentor.member_probs` + ``fuse_batch`` do at the
-    original size. Picklable: writer processes fuse bands of rows."""
-    num_members: int
-    fusion: str
-    weights: Tuple[float, ...]
-    background_index: int = 0
-    #: runs torch ops (``segment_files`` keeps it out of forked writers)
-    uses_torch = True
-
-    def __call__(self, terms: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        probs = torch.from_numpy(np.ascontiguousarray(terms)).softmax(dim=1)
-        probs = probs.view(self.num_members, -1,
-                           *probs.shape[1:]).mean(dim=1)
-        scores, labels = fuse(probs, self.fusion, list(self.weights),
-                              self.background_index)
-        return scores.numpy(), labels.numpy().astype(np.uint8)
 
 
 @MODELS.register_module()
