@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from cardamage_mmseg.cli.main import run
-from conftest import load_tool
+from conftest import DEMO, load_tool
+
+DEMO_VAL_PHOTO = osp.join(DEMO, 'val', '1.jpg')
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
@@ -187,12 +189,67 @@ def test_export_never_overwrites_and_explains_what_cannot_export(
     assert run(export_tool.main, [cfg, ckpt, '--out', exported['b0']]) == 2
     assert 'exists' in capsys.readouterr().err
     assert open(exported['b0'], 'rb').read() == before
-    ens = write_ensemble_config(tmp_path / 'ens.py', [members['b0'],
-                                                      members['mvit']])
-    assert run(export_tool.main, [ens, ckpt, '--out',
+    # an ensemble whose member pads its test input cannot share one input
+    (c0, k0), (c1, k1) = members['b0'], members['mvit']
+    ens = tmp_path / 'ens.py'
+    ens.write_text(
+        f"_base_ = [{c0!r}]\n"
+        f"model = dict(_delete_=True, type='EnsembleSegmentor', members=[\n"
+        f"    dict(config={c0!r}, checkpoint={k0!r}),\n"
+        f"    dict(config={c1!r}, checkpoint={k1!r}, cfg_options={{\n"
+        f"        'model.data_preprocessor.test_cfg': "
+        f"dict(size_divisor=32)}})])\n")
+    assert run(export_tool.main, [str(ens), '--out',
                                   str(tmp_path / 'e.onnx')]) == 2
-    assert 'an ensemble exports as its members' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'member 1' in err and 'pads its test input' in err
     assert not (tmp_path / 'e.onnx').exists()
+
+
+@pytest.fixture(scope='module')
+def exported_ensemble(members, export_tool, val_photos, tmp_path_factory):
+    """The union of b0 (RGB, ImageNet mean/std) and MobileViT-S (BGR,
+    [0, 1]) as one graph: (ensemble config, .onnx)."""
+    from conftest import write_ensemble_config
+    folder = tmp_path_factory.mktemp('onnx_ensemble')
+    cfg = write_ensemble_config(folder / 'ens.py', [members['b0'],
+                                                    members['mvit']],
+                                fusion='union')
+    path = str(folder / 'ens.onnx')
+    assert run(export_tool.main, [cfg, '--out', path, '--verify-dir',
+                                  str(val_photos)]) == 0
+    return cfg, path
+
+
+def test_an_ensemble_exports_as_one_graph_with_its_fusion_rule(
+        exported_ensemble, members, val_photos):
+    """Before, ensemble configs were refused; now the members run in one
+    graph, each with its own normalisation, and the core fuses."""
+    from cardamage_mmseg.apis import DamageSegmenter
+    from cardamage_mmseg.runtime import OnnxSegmenter
+    cfg, path = exported_ensemble
+    meta = json.loads({p.key: p.value for p in onnx.load(path)
+                       .metadata_props}['cardamage_mmseg'])
+    assert meta['terms'] == 2 and meta['fusion']['rule'] == 'union'
+    assert [m['model_channel_order'] for m in meta['fusion']['members']] \
+        == ['RGB', 'BGR']
+    assert [c['sha256'] for c in meta['source']['checkpoints']] == [
+        m['checkpoint']['sha256'] for m in meta['fusion']['members']]
+    photos = sorted(str(p) for p in val_photos.iterdir())
+    for tta in (False, True):  # flip terms stay with their member
+        ours = OnnxSegmenter(path, tta=tta)(photos, batch_size=2)
+        theirs = DamageSegmenter(cfg, tta=tta)(photos)
+        same = sum(int((a.mask == b.mask).sum())
+                   for a, b in zip(ours, theirs))
+        assert same / sum(a.mask.size for a in ours) >= 0.9999
+        for a, b in zip(ours, theirs):
+            assert a.report['damage_share'] == pytest.approx(
+                b.report['damage_share'], abs=1e-3)
+    # the union is not either member alone: the fusion really ran
+    [fused] = OnnxSegmenter(path)(photos[:1])
+    alone = [DamageSegmenter(c, k)(photos[:1])[0].mask
+             for c, k in (members['b0'], members['mvit'])]
+    assert (fused.mask == np.maximum(*alone)).mean() >= 0.999
 
 
 @pytest.mark.slow
@@ -219,3 +276,36 @@ def test_int8_dynamic_export_is_verified(members, export_tool, val_photos,
                                   str(val_photos), '--min-agreement',
                                   '1.01']) == 1
     assert not osp.exists(other)
+
+
+def test_export_also_verifies_a_photo_of_another_size(members, exported,
+                                                      val_photos, tmp_path):
+    """The bundled val photos are all 1024 x 1024: a graph that holds only
+    at its traced input size (mmseg's Swin did: the batch and the padding
+    were traced as constants) passed a check on them. The export now also
+    checks a crop of another shape, and a graph that fails there stops the
+    export naming the photo."""
+    from cardamage_mmseg.apis.export import compare, other_size_photo
+    from cardamage_mmseg.runtime import OnnxSegmenter
+    from cardamage_mmseg.core.resize import rescale_size
+    from cardamage_mmseg.utils.config import ConfigError
+    photo = str(DEMO_VAL_PHOTO)  # 1024 x 1024, like all 8 val photos
+    crop = other_size_photo(photo, str(tmp_path))
+    width, height = Image.open(crop).size
+    assert width % 2 and height % 2  # odd: padding paths run
+    # at the shipped configs' scale the model input differs
+    assert rescale_size(width, height, (2048, 512)) != rescale_size(
+        *Image.open(photo).size, (2048, 512))
+    ref, seg = _torch(members, 'b0'), OnnxSegmenter(exported['b0'])
+    assert compare(ref, seg, [photo, crop]).mask_agreement >= 0.9999
+    traced = seg.forward
+
+    def fails_beyond_the_traced_size(prepared):
+        if prepared[0].source == crop:
+            raise RuntimeError('GatherND: invalid index found')
+        return traced(prepared)
+
+    seg.forward = fails_beyond_the_traced_size
+    with pytest.raises(ConfigError, match='fails on this photo') as info:
+        compare(ref, seg, [photo, crop])
+    assert crop in str(info.value)

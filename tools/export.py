@@ -1,6 +1,6 @@
 """Export a trained model to ONNX for the torch-free runtime, and verify it.
 
-    python tools/export.py CONFIG CHECKPOINT --out model.onnx [--static] \
+    python tools/export.py CONFIG [CHECKPOINT] --out model.onnx [--static] \
         [--quantize int8 --calib-dir DIR [--calib-count 32]] \
         [--quantize int8-dynamic] [--verify-dir DIR] [--min-agreement P] \
         [--overwrite] [--cfg-options key=value ...] [--partial-checkpoint]
@@ -9,7 +9,9 @@ The graph takes RGB photos resized as the config's test pipeline does
 (batch, height and width free unless --static) and returns
 log-probabilities at that size; the file's metadata says everything the
 runtime needs (classes, palette, mean/std, channel order, resize scale,
-padding, source config and checkpoint hashes). Run it with
+padding, source config and checkpoint hashes). An ensemble config exports
+as one graph of its members (each with its own normalisation) and its
+fusion rule, which the runtime applies at the photo's size. Run it with
 ``tools/infer.py model.onnx photos/`` or ``DamageSegmenter('model.onnx')``,
 no torch needed.
 
@@ -44,7 +46,9 @@ SAMPLE = osp.join(REPO, 'data', 'demo', 'car-damage-detector', 'dataset')
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('config')
-    p.add_argument('checkpoint')
+    p.add_argument('checkpoint', nargs='?',
+                   help='the weights (not for an ensemble config, whose '
+                   'members name theirs)')
     p.add_argument('--out', required=True, help='the .onnx file to write')
     shape = p.add_mutually_exclusive_group()
     shape.add_argument('--dynamic', action='store_true', default=True,
@@ -79,14 +83,15 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from cardamage_mmseg.apis import DamageSegmenter
-    from cardamage_mmseg.apis.export import compare, export_onnx, photos_in
+    from cardamage_mmseg.apis.export import (compare, export_onnx,
+                                             other_size_photo, photos_in)
     from cardamage_mmseg.apis.export import set_metadata
     from cardamage_mmseg.core.image import read_image_rgb
     from cardamage_mmseg.runtime import OnnxSegmenter
     from cardamage_mmseg.runtime.quantize import quantize_int8
     if osp.exists(args.out) and not args.overwrite:
         raise UsageError(f'{args.out} exists (--overwrite replaces it)')
-    if not osp.isfile(args.checkpoint):
+    if args.checkpoint and not osp.isfile(args.checkpoint):
         raise UsageError(f'checkpoint {args.checkpoint} not found')
     verify_dir = args.verify_dir or osp.join(SAMPLE, 'val')
     if not osp.isdir(verify_dir):
@@ -130,8 +135,11 @@ def main(argv=None) -> int:
             meta['quantization'] = dict(
                 mode=mode, weights='int8', calibration_photos=len(calib))
             set_metadata(final, meta)
-        print(f'verifying on {len(photos)} photo(s) of {verify_dir} ...',
-              flush=True)
+        # and a crop of another shape: the graph must hold beyond the
+        # size it was traced at
+        photos.append(other_size_photo(photos[0], tmp))
+        print(f'verifying on {len(photos) - 1} photo(s) of {verify_dir} '
+              f'and a crop of another size ...', flush=True)
         agreement = compare(seg, OnnxSegmenter(final), photos,
                             progress=lambda m: print('  ' + m, flush=True))
         print(f'max |log p difference| {agreement.max_abs_diff:.3g}; '

@@ -12,8 +12,10 @@ photo and the model-size log-probabilities::
     -> backbone, neck, decode head -> bilinear resize to (H, W)
     -> log_softmax over classes -> (N, 1, C, H, W)
 
-(``torch.onnx.export(..., dynamo=True)``, batch, height and width free),
-and the file carries everything the runtime needs as metadata
+(``torch.onnx.export(..., dynamo=True)``, batch, height and width free).
+An ensemble config exports as one graph of its members, (N, M, C, H, W),
+and its fusion rule; the file carries everything the runtime needs as
+metadata
 (:mod:`~..runtime.metadata`). Resizing the photo, the mask at the photo's
 size and the report stay in the shared core.
 """
@@ -23,6 +25,7 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+import cv2
 import mmseg
 import numpy as np
 import torch
@@ -32,6 +35,7 @@ from torch import nn
 from ..core.files import IMAGE_SUFFIXES, file_sha256
 from ..core.image import read_image_rgb
 from ..models.segmentors.probs import SCORE_HEADS
+from ..models.shape_generic import shape_generic
 from ..runtime.metadata import METADATA_KEY, dump_metadata
 from ..core.resize import resize_for_model
 from ..runtime.onnx_segmenter import OnnxSegmenter, padded_input
@@ -69,33 +73,63 @@ class ExportGraph(nn.Module):
         return F.log_softmax(logits, dim=1).unsqueeze(1)
 
 
-def check_exportable(seg: DamageSegmenter, config: str) -> None:
-    """Raise :class:`ConfigError` saying why ``seg``'s model cannot be
-    exported (an ensemble, a slide-window test mode, a MaskFormer-style or
-    sigmoid head, a test pipeline the runtime does not re-implement)."""
-    if seg.is_ensemble:
-        raise ConfigError(
-            f'{config}: an ensemble exports as its members: export each '
-            f'member config and fuse with tools/ensemble.py (one-graph '
-            f'ensembles are not supported yet)')
-    model = seg.model
+class EnsembleGraph(nn.Module):
+    """An ensemble's members (one :class:`ExportGraph` each, with its own
+    channel order and mean/std) on the same input: (N, M, C, H, W)
+    log-probabilities, member by member. The fusion rule is the file's
+    metadata and runs in the shared core at the photo's size, as for the
+    PyTorch ensemble (fusing at the model's size would change hard
+    rules' masks)."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(ExportGraph(m) for m in members)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.cat([g(image) for g in self.members], dim=1)
+
+
+def _check_model(model: nn.Module, what: str) -> None:
+    """Raise :class:`ConfigError` if one mmseg model cannot be exported."""
     head = getattr(model, 'decode_head', None)
     if head is None or not hasattr(model, 'extract_feat'):
-        raise ConfigError(f'{config}: {type(model).__name__} is not an '
+        raise ConfigError(f'{what}: {type(model).__name__} is not an '
                           f'encoder-decoder: cannot export')
     if type(head).__name__ in SCORE_HEADS:
         raise ConfigError(
-            f'{config}: {type(head).__name__} predicts masks per query and '
+            f'{what}: {type(head).__name__} predicts masks per query and '
             f'classifies them (test-time matching of queries to classes in '
             f'Python): no single-graph export here; use the PyTorch path')
     if head.out_channels == 1:
-        raise ConfigError(f'{config}: a one-channel (sigmoid) head cannot '
+        raise ConfigError(f'{what}: a one-channel (sigmoid) head cannot '
                           f'be exported yet')
     mode = (model.test_cfg or {}).get('mode', 'whole')
     if mode != 'whole':
         raise ConfigError(
-            f'{config}: test_cfg.mode={mode!r}: only whole-image inference '
+            f'{what}: test_cfg.mode={mode!r}: only whole-image inference '
             f'exports (add --cfg-options model.test_cfg.mode=whole)')
+
+
+def check_exportable(seg: DamageSegmenter, config: str) -> None:
+    """Raise :class:`ConfigError` saying why ``seg``'s model cannot be
+    exported (a slide-window test mode, a MaskFormer-style or sigmoid
+    head, a test pipeline the runtime does not re-implement; for an
+    ensemble, any of these in a member, or a member that pads its input
+    at test time)."""
+    if seg.is_ensemble:
+        for i, (model, files) in enumerate(zip(seg.model.members,
+                                               seg.model.member_files)):
+            what = f'{config}: member {i} ({files["config"]})'
+            _check_model(model, what)
+            test_cfg = model.data_preprocessor.test_cfg or {}
+            if test_cfg.get('size') or test_cfg.get('size_divisor'):
+                raise ConfigError(
+                    f'{what} pads its test input ({dict(test_cfg)}): the '
+                    f'members of an exported ensemble take the same '
+                    f'unpadded input; export the members and fuse with '
+                    f'tools/ensemble.py')
+    else:
+        _check_model(seg.model, config)
     if not seg._channel_blind or seg.resize_scale is None:
         steps = [t['type'] for t in seg.cfg.test_dataloader.dataset.pipeline]
         raise ConfigError(
@@ -103,38 +137,67 @@ def check_exportable(seg: DamageSegmenter, config: str) -> None:
             f'keep-ratio Resize only; this one has {steps}')
 
 
-def export_metadata(seg: DamageSegmenter, graph: ExportGraph, config: str,
-                    checkpoint: Optional[str], dynamic: bool,
-                    fixed_size: Optional[Sequence[int]]) -> Dict[str, Any]:
-    """The runtime's metadata (:mod:`~..runtime.metadata`) of ``seg``."""
-    pre = seg.model.data_preprocessor
+def _graph_input(graph: ExportGraph) -> Dict[str, Any]:
+    """What the runtime needs to know of one graph's input: mean/std (in
+    the model's channel order), that order, and the raw value padding
+    takes (mmseg pads after normalising, with ``pad_val``)."""
+    pre = graph.model.data_preprocessor
     mean = graph.mean.flatten().tolist()
     std = graph.std.flatten().tolist()
     pad = [float(pre.pad_val) * s + m for m, s in zip(mean, std)]
     if graph.to_bgr:  # the runtime pads the RGB input
         pad = pad[::-1]
-    test_cfg = pre.test_cfg or {}
+    return dict(mean=mean, std=std, pad_value=pad,
+                model_channel_order='BGR' if graph.to_bgr else 'RGB')
+
+
+def _checkpoint_entry(checkpoint: str) -> Dict[str, str]:
+    return dict(name=osp.basename(checkpoint), sha256=file_sha256(checkpoint))
+
+
+def export_metadata(seg: DamageSegmenter, graph: nn.Module, config: str,
+                    checkpoint: Optional[str], dynamic: bool,
+                    fixed_size: Optional[Sequence[int]]) -> Dict[str, Any]:
+    """The runtime's metadata (:mod:`~..runtime.metadata`) of ``seg``
+    (``graph``: its :class:`ExportGraph` or :class:`EnsembleGraph`)."""
+    fusion, terms = None, 1
+    if isinstance(graph, EnsembleGraph):
+        members = [dict(_graph_input(g), config=osp.basename(f['config']),
+                        checkpoint=_checkpoint_entry(f['checkpoint']))
+                   for g, f in zip(graph.members, seg.model.member_files)]
+        fusion = dict(rule=seg.model.fusion, weights=list(seg.model.weights),
+                      background_index=int(seg.model.background_index),
+                      flip=bool(seg.model.flip), members=members)
+        terms = len(members)
+        # the members' input is never padded (check_exportable)
+        given = dict(mean=None, std=None, model_channel_order=None,
+                     pad_value=members[0]['pad_value'])
+        divisor = 1
+        checkpoints = [m['checkpoint'] for m in members]
+    else:
+        given = _graph_input(graph)
+        test_cfg = seg.model.data_preprocessor.test_cfg or {}
+        divisor = int(test_cfg.get('size_divisor') or 1)
+        checkpoints = [_checkpoint_entry(checkpoint)] if checkpoint else []
     return dict(
         classes=list(seg.classes),
         palette=[[int(v) for v in c] for c in seg.palette],
         input=dict(name='image', layout='NCHW', channel_order='RGB',
                    dtype='float32', value_range=[0, 255],
-                   normalization='in_graph', mean=mean, std=std,
-                   model_channel_order='BGR' if graph.to_bgr else 'RGB',
-                   pad_value=pad,
-                   size_divisor=int(test_cfg.get('size_divisor') or 1),
+                   normalization='in_graph', mean=given['mean'],
+                   std=given['std'],
+                   model_channel_order=given['model_channel_order'],
+                   pad_value=given['pad_value'], size_divisor=divisor,
                    fixed_size=list(fixed_size) if fixed_size else None),
         resize=dict(type='keep_ratio', scale=list(seg.resize_scale)),
         output=dict(name='log_probs', layout='NTCHW', kind='log_softmax',
                     resolution='input'),
-        terms=1, fusion=None, dynamic_batch=dynamic,
+        terms=terms, fusion=fusion, dynamic_batch=dynamic,
         source=dict(
             config=osp.basename(config),
             config_sha256=hashlib.sha256(
                 seg.cfg.pretty_text.encode('utf-8')).hexdigest(),
-            checkpoints=[dict(name=osp.basename(checkpoint),
-                              sha256=file_sha256(checkpoint))]
-            if checkpoint else []),
+            checkpoints=checkpoints),
         exporter=dict(cardamage_mmseg=__version__,
                       torch=torch.__version__.split('+')[0],
                       mmseg=mmseg.__version__, opset=OPSET))
@@ -164,7 +227,8 @@ def export_onnx(seg: DamageSegmenter, config: str, checkpoint: Optional[str],
     else the sample's), photos that resize to more are refused. Returns
     the metadata written."""
     check_exportable(seg, config)
-    graph = ExportGraph(seg.model).eval().cpu()
+    graph = (EnsembleGraph(seg.model.members) if seg.is_ensemble
+             else ExportGraph(seg.model)).eval().cpu()
     test_cfg = seg.model.data_preprocessor.test_cfg or {}
     fixed = None if dynamic else test_cfg.get('size')
     meta = export_metadata(seg, graph, config, checkpoint, dynamic, fixed)
@@ -180,7 +244,7 @@ def export_onnx(seg: DamageSegmenter, config: str, checkpoint: Optional[str],
         shapes = ({0: batch, 2: torch.export.Dim('height', min=32,
                                                   max=8192),
                    3: torch.export.Dim('width', min=32, max=8192)},)
-    with torch.no_grad():
+    with torch.no_grad(), shape_generic(graph):
         try:
             program = torch.onnx.export(
                 graph, (dummy,), dynamo=True, opset_version=OPSET,
@@ -220,7 +284,14 @@ def compare(reference: DamageSegmenter, exported: OnnxSegmenter,
     for path in photos:
         rgb = read_image_rgb(path)
         [lp_ref] = reference.forward([reference.prepare(rgb, path)])
-        [lp_onnx] = exported.forward([exported.prepare(rgb, path)])
+        try:
+            [lp_onnx] = exported.forward([exported.prepare(rgb, path)])
+        except Exception as err:  # onnxruntime's own error types
+            raise ConfigError(
+                f'{path}: the exported graph fails on this photo (model '
+                f'input {lp_ref.shape[-2:]}): {type(err).__name__}: '
+                f'{str(err).strip()[:300]}; a graph traced at one input '
+                f'size that does not hold at others') from None
         if lp_ref.shape != lp_onnx.shape:
             raise ConfigError(f'{path}: the exported model gives '
                               f'{lp_onnx.shape}, PyTorch {lp_ref.shape}')
@@ -245,6 +316,20 @@ def compare(reference: DamageSegmenter, exported: OnnxSegmenter,
         result.model_size_agreement = same_small / total_small
         result.mask_agreement = same_full / total_full
     return result
+
+
+def other_size_photo(photo: str, folder: str) -> str:
+    """A crop of ``photo`` of another shape and odd height and width
+    (80% x 60%), written losslessly into ``folder``: verification photos
+    often share one size (the bundled val photos are all 1024 x 1024),
+    and a graph that holds only for its traced size must fail there."""
+    rgb = read_image_rgb(photo)
+    h, w = rgb.shape[:2]
+    crop = rgb[:max(33, int(h * 0.8)) | 1, :max(33, int(w * 0.6)) | 1]
+    path = osp.join(folder, 'other-size-' + osp.splitext(
+        osp.basename(photo))[0] + '.png')
+    cv2.imwrite(path, np.ascontiguousarray(crop[..., ::-1]))
+    return path
 
 
 def photos_in(folder: str, limit: int = 0) -> List[str]:

@@ -19,8 +19,13 @@ version 1::
     output            name, layout "NTCHW", kind "log_softmax", at the
                       input's resolution (crop the padding away)
     terms             T: 1, or M ensemble members
-    fusion            null, or {"rule", "weights", "members"}: how the T
-                      terms' probabilities become one (ensembles)
+    fusion            null, or (ensembles) {"rule", "weights",
+                      "background_index", "flip", "members"}: the T
+                      terms are the members' log-probabilities, which the
+                      core fuses at the photo's size with ``rule``
+                      (:mod:`~..core.fusion`); each member's entry has its
+                      config, checkpoint, mean/std and channel order, and
+                      input.mean/std/model_channel_order are null
     dynamic_batch     whether the batch size is free
     source            config (name, sha256 of its resolved text),
                       checkpoints (name, sha256)

@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
+from ..core.fusion import FUSION_RULES, TermFusion
 from ..core.image import MAX_PIXELS
 from ..core.outputs import model_identity
 from ..core.resize import resize_for_model
@@ -61,6 +62,21 @@ def providers_for(device: str, available: Sequence[str]) -> list:
         return [('CUDAExecutionProvider', dict(device_id=index)),
                 'CPUExecutionProvider']
     raise ModelFileError(f'device {device!r}: use cpu, cuda or cuda:N')
+
+
+def ensemble_fusion(meta: Dict[str, Any], path: str) -> TermFusion:
+    """The core fusion of an exported ensemble's terms (its metadata's
+    ``fusion``: rule, member weights, background index)."""
+    fusion, terms = meta['fusion'], int(meta['terms'])
+    rule, weights = fusion.get('rule'), list(fusion.get('weights') or [])
+    if rule not in FUSION_RULES:
+        raise ModelFileError(f'{path}: fusion rule {rule!r} is not one of '
+                             f'{FUSION_RULES}: upgrade cardamage-mmseg')
+    if len(weights) != terms:
+        raise ModelFileError(f'{path}: {len(weights)} fusion weights for '
+                             f'{terms} members')
+    return TermFusion(terms, rule, tuple(float(w) for w in weights),
+                      int(fusion.get('background_index', 0)))
 
 
 def padded_input(img: np.ndarray, pad_value: Sequence[float],
@@ -166,10 +182,11 @@ class OnnxSegmenter(PhotoSegmenter):
         self.max_pixels = max_pixels
         self.classes = tuple(meta['classes'])
         self.palette = [list(c) for c in meta['palette']]
-        self.is_ensemble = bool(meta.get('fusion'))
+        fusion = meta.get('fusion')
+        self.is_ensemble = bool(fusion)
         if self.is_ensemble:
-            raise ModelFileError(f'{path}: ensemble graphs need a newer '
-                                 f'runtime')
+            self.combine = ensemble_fusion(meta, path)
+            self.tta = tta or bool(fusion.get('flip'))
         inp, out = meta['input'], meta['output']
         names = [i.name for i in self.session.get_inputs()]
         outs = [o.name for o in self.session.get_outputs()]
@@ -189,7 +206,7 @@ class OnnxSegmenter(PhotoSegmenter):
                            if self.resize_scale else MAX_ASPECT)
         #: the reuse rule's model identity: this file, these settings
         self.identity = model_identity(
-            ['onnx', json.dumps(meta, sort_keys=True), f'tta={tta}',
+            ['onnx', json.dumps(meta, sort_keys=True), f'tta={self.tta}',
              f'min_region={min_region_fraction}'], [path])
 
     def __repr__(self) -> str:
@@ -230,5 +247,9 @@ class OnnxSegmenter(PhotoSegmenter):
             out = self._session_run(np.stack([p[0][t] for p in pieces]))
             out = out[..., :h, :w]  # the padding away
             terms.append(out[..., ::-1] if t == 1 else out)  # flip back
-        out = np.concatenate(terms, axis=1) if len(terms) > 1 else terms[0]
+        if len(terms) > 1:  # (B, M, T, C, h, w): each member's terms
+            out = np.stack(terms, axis=2)  # together, as TermFusion reads
+            out = out.reshape(len(out), -1, *out.shape[3:])
+        else:
+            out = terms[0]
         return np.ascontiguousarray(out, np.float32)

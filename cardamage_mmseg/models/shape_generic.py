@@ -1,0 +1,129 @@
+"""Shape-generic forwards of mmseg modules that trace as one input size.
+
+Why this is ours: ``torch.export`` (what ``torch.onnx.export(dynamo=True)``
+runs) records Python arithmetic on shapes as constants when it cannot keep
+it symbolic, and the exported graph is then right only for the batch and
+size it was traced with. In mmseg 1.2.2's Swin (UperNet Swin-T):
+
+- ``ShiftWindowMSA.window_reverse``: ``B = int(windows.shape[0] / (H * W /
+  ws / ws))`` (float division): the traced batch becomes a constant, and
+  ``view(B, ..., -1)`` silently folds any other batch into the channels
+  (traced at batch 2, batch 1 differed by 3.1 here);
+- ``AdaptivePadding`` (patch embedding and merging): ``math.ceil(h / s)``,
+  ``max(.., 0)`` and ``if pad_h > 0 or pad_w > 0``: the traced size's
+  padding is kept
+  (a 227 x 301 input then gave a 7 x 10 instead of an 8 x 10 map);
+- ``ShiftWindowMSA.forward``: ``if pad_r > 0 or pad_b`` before cropping.
+
+:func:`shape_generic` binds, for the duration of an export, forwards that
+compute the same values with integer arithmetic (:func:`_pad_amount`;
+``B = N // (H // ws * W // ws)``) and always pad and crop
+(by zero where nothing is needed), so eager outputs are unchanged
+(tested) and the graph holds for every batch and size. Upstream weights
+and module types stay as they are. MMDeploy rewrites the same functions
+for its backends.
+"""
+import contextlib
+import types
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from mmseg.models.backbones.swin import ShiftWindowMSA
+from mmseg.models.utils.embed import AdaptivePadding
+from torch import Tensor, nn
+
+
+def _pad_amount(n, k: int, s: int, d: int):
+    """``max((ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)`` for an
+    input of ``n``, kernel ``k``, stride ``s``, dilation ``d``. With
+    ``ceil(n / s) * s - n = (s - n % s) % s`` this is ``(s - n % s) % s +
+    (k - 1) * d + 1 - s``, >= 0 whenever the kernel spans the stride
+    (``(k - 1) * d + 1 >= s``: patch embedding and merging): no ``max``,
+    whose symbolic form grows too large for ``torch.export`` to simplify
+    through four stages."""
+    pad = (s - n % s) % s + (k - 1) * d + 1 - s
+    return pad if (k - 1) * d + 1 >= s else torch.sym_max(pad, 0)
+
+
+def _adaptive_padding_forward(self: AdaptivePadding, x: Tensor) -> Tensor:
+    """``AdaptivePadding.forward``: pad so that the kernel covers ``x``
+    (:func:`_pad_amount`), also by zero."""
+    in_h, in_w = x.shape[-2:]
+    pad_h = _pad_amount(in_h, self.kernel_size[0], self.stride[0],
+                        self.dilation[0])
+    pad_w = _pad_amount(in_w, self.kernel_size[1], self.stride[1],
+                        self.dilation[1])
+    if self.padding == 'corner':
+        return F.pad(x, [0, pad_w, 0, pad_h])
+    return F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2,
+                     pad_h - pad_h // 2])
+
+
+def _window_reverse(self: ShiftWindowMSA, windows: Tensor, H: int,
+                    W: int) -> Tensor:
+    """(num_windows * B, ws, ws, C) -> (B, H, W, C)."""
+    ws = self.window_size
+    B = windows.shape[0] // ((H // ws) * (W // ws))
+    x = windows.view(B, H // ws, W // ws, ws, ws, -1)
+    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(B, H, W, -1)
+
+
+def _shift_window_forward(self: ShiftWindowMSA, query: Tensor,
+                          hw_shape) -> Tensor:
+    """``ShiftWindowMSA.forward`` (mmseg 1.2.2) that always pads to whole
+    windows and crops back (both by zero when the size fits)."""
+    B, L, C = query.shape
+    H, W = hw_shape
+    ws, shift = self.window_size, self.shift_size
+    query = query.view(B, H, W, C)
+    pad_r = (ws - W % ws) % ws
+    pad_b = (ws - H % ws) % ws
+    query = F.pad(query, (0, 0, 0, pad_r, 0, pad_b))
+    H_pad, W_pad = query.shape[1], query.shape[2]
+    attn_mask = None
+    if shift > 0:
+        query = torch.roll(query, shifts=(-shift, -shift), dims=(1, 2))
+        img_mask = torch.zeros((1, H_pad, W_pad, 1), device=query.device)
+        slices = (slice(0, -ws), slice(-ws, -shift), slice(-shift, None))
+        cnt = 0
+        for h in slices:
+            for w in slices:
+                img_mask[:, h, w, :] = cnt
+                cnt += 1
+        mask_windows = self.window_partition(img_mask).view(-1, ws * ws)
+        attn_mask = mask_windows.unsqueeze(1) - mask_windows.unsqueeze(2)
+        attn_mask = attn_mask.masked_fill(attn_mask != 0, -100.0
+                                          ).masked_fill(attn_mask == 0, 0.0)
+    windows = self.window_partition(query).view(-1, ws * ws, C)
+    windows = self.w_msa(windows, mask=attn_mask).view(-1, ws, ws, C)
+    x = _window_reverse(self, windows, H_pad, W_pad)
+    if shift > 0:
+        x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+    x = x[:, :H, :W, :].contiguous().view(B, H * W, C)
+    return self.drop(x)
+
+
+#: module type -> its shape-generic forward
+FORWARDS = {
+    AdaptivePadding: _adaptive_padding_forward,
+    ShiftWindowMSA: _shift_window_forward,
+}
+
+
+@contextlib.contextmanager
+def shape_generic(model: nn.Module) -> Iterator[int]:
+    """Within the block, ``model``'s modules listed in :data:`FORWARDS`
+    run their shape-generic forward (see the module docstring); yields how
+    many were bound. The modules' own forwards come back afterwards."""
+    bound = []
+    for module in model.modules():
+        forward = FORWARDS.get(type(module))
+        if forward is not None:
+            module.forward = types.MethodType(forward, module)
+            bound.append(module)
+    try:
+        yield len(bound)
+    finally:
+        for module in bound:
+            del module.forward
