@@ -220,3 +220,55 @@ def test_a_write_error_in_a_writer_process_fails_that_photo(
 def infer_segmenter(cfg, ckpt):
     from cardamage_mmseg.apis import DamageSegmenter
     return DamageSegmenter(cfg, ckpt)
+
+
+@pytest.mark.slow  # a real process group and a real signal
+def test_ctrl_c_ends_the_run_with_the_report_and_a_rerun_finishes(
+        members, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it:
+    the main process, its data-loader worker and its writer) ends the run
+    with exit code 130 and a report of exactly the photos whose outputs
+    are complete; no half-written file is left, and the same command again
+    reuses those and does the rest."""
+    import signal
+    import subprocess
+    import sys
+    cfg, ckpt = members['b0']
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    names = []
+    for k in range(120):  # enough that the run is still going
+        src = ('1.jpg', '4.jpg', '31.jpg', '47.jpg')[k % 4]
+        names.append(f'{k:03d}_{src}')
+        shutil.copy(osp.join(DEMO, 'val', src), folder / names[-1])
+    out = tmp_path / 'out'
+    cmd = [sys.executable, 'tools/infer.py', cfg, ckpt, str(folder),
+           '--out', str(out), '--workers', '1', '--writers', '1']
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    proc = subprocess.Popen(cmd, cwd=repo, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    while not (out / 'masks').is_dir() or len(os.listdir(out / 'masks')) < 3:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert 'stopped by the user (Ctrl-C)' in stderr
+    rows = _rows(str(out))
+    assert 3 <= len(rows) < len(names)  # really interrupted mid-run
+    masks = sorted(os.listdir(out / 'masks'))
+    assert [n[:-4] + '.png' for n in sorted(rows)] == masks
+    for name in masks:  # complete files only
+        assert Image.open(out / 'masks' / name).size == Image.open(
+            folder / (name[:-4] + '.jpg')).size
+    leftovers = [n for _, _, files in os.walk(out) for n in files
+                 if n.startswith('.') or n.endswith(('.tmp', '.part'))]
+    assert not leftovers
+    done = len(rows)
+    res = subprocess.run(cmd, cwd=repo, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f'{done} already done' in res.stdout
+    assert sorted(_rows(str(out))) == sorted(names)
