@@ -6,7 +6,8 @@ runtime against PyTorch on photos).
 
 Per model: exported or the reason it is refused, export seconds, file
 size, the largest log-probability difference and the share of equal mask
-pixels against PyTorch on ``--photos`` bundled val photos.
+pixels against PyTorch on ``--photos`` bundled val photos (all 1024 x
+1024) and a crop of the first of another shape.
 """
 import argparse
 import os
@@ -31,7 +32,8 @@ def check(name: str, folder: str, photos) -> dict:
     import cardamage_mmseg.register  # noqa: F401
 
     from cardamage_mmseg.apis import DamageSegmenter
-    from cardamage_mmseg.apis.export import compare, export_onnx
+    from cardamage_mmseg.apis.export import (compare, export_onnx,
+                                             other_size_photo)
     from cardamage_mmseg.core.image import read_image_rgb
     from cardamage_mmseg.runtime import OnnxSegmenter
     from cardamage_mmseg.zoo import BASELINES, build_baseline, offline_options
@@ -49,7 +51,9 @@ def check(name: str, folder: str, photos) -> dict:
         export_onnx(seg, config, ckpt, path, read_image_rgb(photos[0]))
         row['export_s'] = round(time.perf_counter() - t0, 1)
         row['file_mb'] = round(osp.getsize(path) / 1e6, 1)
-        agreement = compare(seg, OnnxSegmenter(path), photos)
+        # and a crop of another shape, as tools/export.py checks
+        agreement = compare(seg, OnnxSegmenter(path), list(photos) + [
+            other_size_photo(photos[0], folder)])
         row.update(status='exported',
                    max_abs_diff=float(f'{agreement.max_abs_diff:.3g}'),
                    mask_agreement=round(agreement.mask_agreement, 6))
