@@ -36,6 +36,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .upsample import class_softmax
+
 FUSION_RULES = ('mean', 'weighted_mean', 'max', 'vote', 'weighted_vote',
                 'union', 'intersection')
 
@@ -114,9 +116,7 @@ class TermFusion:
     background_index: int = 0
 
     def __call__(self, terms: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        z = np.asarray(terms, dtype=np.float32)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        z /= z.sum(axis=1, keepdims=True)
+        z = class_softmax(np.asarray(terms, dtype=np.float32))
         probs = z.reshape(self.num_members, -1, *z.shape[1:]).mean(axis=1)
         scores, labels = fuse(probs, self.fusion, list(self.weights),
                               self.background_index)

@@ -57,12 +57,19 @@ def sample_index(n_out: int, n_in: int) -> Tuple[np.ndarray, np.ndarray,
     return i0, i1, (s - i0).astype(np.float32)
 
 
-def softmax_mean(terms: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """The default :data:`Combine`: mean over terms of the softmax over
-    classes; labels are its argmax."""
+def class_softmax(terms: np.ndarray) -> np.ndarray:
+    """Softmax over classes (axis 1) of (K, C, ...) log-probabilities or
+    logits, a new array: ``exp(z - max_c z) / sum_c exp(z - max_c z)``."""
     z = terms - terms.max(axis=1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def softmax_mean(terms: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The default :data:`Combine`: mean over terms of the softmax over
+    classes; labels are its argmax."""
+    z = class_softmax(terms)
     probs = z.mean(axis=0) if len(z) > 1 else z[0]
     return probs, argmax_classes(probs)
 
