@@ -13,19 +13,26 @@ size it was traced with. In mmseg 1.2.2's Swin (UperNet Swin-T):
   ``max(.., 0)`` and ``if pad_h > 0 or pad_w > 0``: the traced size's
   padding is kept
   (a 227 x 301 input then gave a 7 x 10 instead of an 8 x 10 map);
-- ``ShiftWindowMSA.forward``: ``if pad_r > 0 or pad_b`` before cropping.
+- ``ShiftWindowMSA.forward``: ``if pad_r > 0 or pad_b`` before cropping;
+- ``nn.AdaptiveAvgPool2d`` (UperNet's and PSPNet's pyramid pooling, to 1,
+  2, 3, 6): the bins of the traced size are gathered by constant indices
+  (on a small UperNet, ONNX Runtime failed at another size: ``GatherND``
+  index out of range).
 
 :func:`shape_generic` binds, for the duration of an export, forwards that
 compute the same values with integer arithmetic (:func:`_pad_amount`;
 ``B = N // (H // ws * W // ws)``) and always pad and crop
 (by zero where nothing is needed), so eager outputs are unchanged
-(tested) and the graph holds for every batch and size. Upstream weights
+(tested), and an adaptive average pool as two products with averaging
+matrices built from the input's size (:func:`average_matrix`; equal to
+PyTorch's up to float rounding, tested), so the graph holds for every
+batch and size. Upstream weights
 and module types stay as they are. MMDeploy rewrites the same functions
 for its backends.
 """
 import contextlib
 import types
-from typing import Iterator
+from typing import Iterator, Union
 
 import torch
 import torch.nn.functional as F
@@ -104,10 +111,52 @@ def _shift_window_forward(self: ShiftWindowMSA, query: Tensor,
     return self.drop(x)
 
 
-#: module type -> its shape-generic forward
+def _pair(size) -> tuple:
+    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+
+def average_matrix(n: Union[int, torch.SymInt], out: int,
+                   like: Tensor) -> Tensor:
+    """The (out, n) matrix ``A`` of an adaptive average pool of ``n``
+    values to ``out`` (PyTorch's bins)::
+
+        A[i, j] = [s_i <= j < e_i] / (e_i - s_i),
+        s_i = floor(i * n / out),  e_i = ceil((i + 1) * n / out)
+
+    built with tensor arithmetic on ``n``, so a traced ``n`` stays
+    symbolic; dtype and device of ``like``."""
+    i = torch.arange(out, device=like.device).unsqueeze(1)
+    j = torch.arange(n, device=like.device).unsqueeze(0)
+    start = torch.div(i * n, out, rounding_mode='floor')
+    end = torch.div((i + 1) * n + out - 1, out, rounding_mode='floor')
+    inside = (j >= start) & (j < end)
+    return inside.to(like.dtype) / (end - start).to(like.dtype)
+
+
+def _adaptive_avg_pool_forward(self: nn.AdaptiveAvgPool2d,
+                               x: Tensor) -> Tensor:
+    """``AdaptiveAvgPool2d.forward`` as ``A_h @ x @ A_w^T``
+    (:func:`average_matrix`); to one value: the mean."""
+    out_h, out_w = _pair(self.output_size)
+    if out_h == out_w == 1:
+        return x.mean(dim=(-2, -1), keepdim=True)
+    h, w = x.shape[-2:]
+    rows = average_matrix(h, out_h, x)
+    cols = average_matrix(w, out_w, x)
+    return torch.matmul(torch.matmul(rows, x), cols.transpose(0, 1))
+
+
+def _has_fixed_output(module: nn.Module) -> bool:
+    """An adaptive pool whose output size is given in full (``None``
+    keeps the input's size: left as it is)."""
+    return None not in _pair(module.output_size)
+
+
+#: module type -> its shape-generic forward, and which of them to bind
 FORWARDS = {
-    AdaptivePadding: _adaptive_padding_forward,
-    ShiftWindowMSA: _shift_window_forward,
+    AdaptivePadding: (_adaptive_padding_forward, None),
+    ShiftWindowMSA: (_shift_window_forward, None),
+    nn.AdaptiveAvgPool2d: (_adaptive_avg_pool_forward, _has_fixed_output),
 }
 
 
@@ -118,8 +167,8 @@ def shape_generic(model: nn.Module) -> Iterator[int]:
     many were bound. The modules' own forwards come back afterwards."""
     bound = []
     for module in model.modules():
-        forward = FORWARDS.get(type(module))
-        if forward is not None:
+        forward, applies = FORWARDS.get(type(module), (None, None))
+        if forward is not None and (applies is None or applies(module)):
             module.forward = types.MethodType(forward, module)
             bound.append(module)
     try:
