@@ -103,3 +103,35 @@ def test_written_files_get_the_umask_mode(tmp_path):
             cwd=os.path.dirname(os.path.dirname(__file__)))
         assert res.returncode == 0, res.stderr
         assert res.stdout.strip() == mode
+
+
+@pytest.mark.parametrize('shape,classes', [((3024, 4032), 2), ((7, 13), 2),
+                                           ((1, 1), 2), ((33, 9), 5),
+                                           ((40, 31), 3)])
+def test_masks_with_known_classes_read_back_unchanged(tmp_path, shape,
+                                                      classes):
+    from PIL import Image
+
+    from cardamage_mmseg.core.masks import png_bits, save_mask
+    from cardamage_mmseg.core.palette import palette_for
+    mask = np.random.default_rng(0).integers(0, classes, shape
+                                             ).astype(np.uint8)
+    path = str(tmp_path / 'm.png')
+    palette = palette_for([f'c{i}' for i in range(classes)])
+    save_mask(mask, path, palette, num_values=classes)
+    with Image.open(path) as img:
+        assert img.mode == 'P'
+        assert img.info.get('bits', None) in (None, png_bits(classes))
+        assert np.array_equal(np.array(img), mask)
+        assert img.getpalette()[:3 * classes] == sum(palette, [])
+    with open(path, 'rb') as f:  # IHDR bit depth
+        assert f.read(25)[24] == png_bits(classes) < 8
+
+
+def test_a_mask_value_that_does_not_fit_its_bits_is_refused(tmp_path):
+    from cardamage_mmseg.core.masks import save_mask
+    mask = np.array([[0, 1], [2, 255]], np.uint8)
+    with pytest.raises(ValueError, match='m.png.*255'):
+        save_mask(mask, str(tmp_path / 'm.png'), None, num_values=2)
+    assert not (tmp_path / 'm.png').exists()
+    save_mask(mask, str(tmp_path / 'm.png'))  # 8 bits: ignore kept

@@ -123,7 +123,7 @@ def write_outputs(out: str, name: str, source: str, rgb: np.ndarray,
     The report records the source file's identity and ``model`` (the
     reuse rule); a photo given as an array (no file) is never reused."""
     mask_path, overlay_path, report_path = output_paths(out, name)
-    save_mask(mask, mask_path, palette)
+    save_mask(mask, mask_path, palette, num_values=len(classes))
     if overlay_max_side is not None:
         pct = report['damage_share'] * 100
         small_rgb, small_mask = shrink_for_display(rgb, mask,
