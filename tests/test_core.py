@@ -135,3 +135,22 @@ def test_a_mask_value_that_does_not_fit_its_bits_is_refused(tmp_path):
         save_mask(mask, str(tmp_path / 'm.png'), None, num_values=2)
     assert not (tmp_path / 'm.png').exists()
     save_mask(mask, str(tmp_path / 'm.png'))  # 8 bits: ignore kept
+
+
+def test_overlay_blends_class_pixels_and_keeps_background():
+    from cardamage_mmseg.core.overlay import overlay
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (301, 257, 3), dtype=np.uint8)
+    mask = (rng.random((301, 257)) < 0.2).astype(np.uint8)
+    mask[:40] = 2
+    palette = [(0, 0, 0), (255, 0, 0), (0, 10, 250)]
+    before = image.copy()
+    got = overlay(image, mask, palette, opacity=0.3)
+    assert (image == before).all()  # not drawn in place
+    ref = image.astype(np.float64)
+    for c in (1, 2):
+        sel = mask == c
+        ref[sel] = 0.7 * ref[sel] + 0.3 * np.asarray(palette[c])
+    assert np.abs(got - ref).max() <= 0.5 + 1e-9  # rounded
+    assert (got[mask == 0] == image[mask == 0]).all()
+    assert got.dtype == np.uint8 and got.shape == image.shape

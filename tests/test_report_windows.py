@@ -3,7 +3,10 @@
 import numpy as np
 import pytest
 
-from cardamage_mmseg.core.report import damage_report, damage_windows
+import cv2
+
+from cardamage_mmseg.core.report import (component_stats, damage_report,
+                                         damage_windows)
 from cardamage_mmseg.core.upsample import upsample_to_mask
 
 
@@ -36,6 +39,10 @@ def test_windowed_report_equals_the_full_scan(seed):
     fast = damage_report(mask, None, classes, 1e-4, support=up['support'])
     full = damage_report(mask, None, classes, 1e-4)
     assert fast == full
+    if up['windows'] is not None:  # the windows the upsampling used
+        assert damage_report(mask, None, classes, 1e-4,
+                             support=up['support'],
+                             windows=up['windows']) == full
     # every damage pixel lies in a window, and windows are disjoint
     windows = damage_windows(up['support'], height, width)
     inside = np.zeros(mask.shape, bool)
@@ -68,3 +75,22 @@ def test_argmax_classes_is_numpy_argmax_ties_included(classes):
     labels = argmax_classes(scores)
     assert labels.dtype == np.uint8
     assert np.array_equal(labels, scores.argmax(axis=0))
+
+
+def test_component_stats_past_16_bit_labels():
+    """90,000 one-pixel components: 16-bit labels overflow (OpenCV raises),
+    32-bit labels take over with the same statistics."""
+    dots = np.zeros((600, 600), np.uint8)
+    dots[::2, ::2] = 1
+    n, stats = component_stats(dots)
+    ref_n, _, ref, _ = cv2.connectedComponentsWithStats(dots,
+                                                        connectivity=8)
+    assert n == ref_n == 90001
+    key = np.lexsort(stats.T[::-1])
+    assert (stats[key] == ref[np.lexsort(ref.T[::-1])]).all()
+    report = damage_report(dots, None, ('background', 'damage'), 0)
+    assert report['num_regions'] == 90000
+    few = np.zeros((50, 60), np.uint8)
+    few[5:9, 3:50] = few[20:40, 30:31] = 1
+    n, stats = component_stats(few)  # 16-bit labels
+    assert n == 3 and sorted(stats[1:, 4].tolist()) == [20, 188]
