@@ -14,7 +14,11 @@
   worker/writer settings (how the CPU work scales with processes).
 - e2e: SegFormer-b0 (random weights): model-only images/s at the batch
   size (the prepared inputs fed to the model again and again) and
-  ``segment_files`` photos/s on the same photos. Random weights call
+  ``segment_files`` photos/s on the same photos: in one process, with a
+  data-loader worker and a writer process (and a quarter of the cores of
+  each where that is more than one), and in lockstep (one thread per core
+  prepares the next batch and writes the last while the model waits:
+  tools/infer.py's default on the CPU). Random weights call
   60-70% of a photo damage, which real models do not (and the work around
   the model grows with the damage): the damage logit's bias is shifted so
   that ``--damage-share`` of the first photo's model pixels are damage
@@ -198,13 +202,15 @@ def e2e(segmenter, paths, out, batch_size, cores) -> dict:
     items = [(q, osp.splitext(osp.basename(q))[0]) for q in paths]
     runs = []
     cores_4 = max(1, cores // 4)
-    settings = [(0, 0), (1, 1)] + ([(cores_4, cores_4)]
-                                   if cores_4 > 1 else [])
-    for workers, writers in settings:
+    settings = [(0, 0, 0), (1, 1, 0)] + ([(cores_4, cores_4, 0)]
+                                         if cores_4 > 1 else []) + [
+        (0, 0, cores)]
+    for workers, writers, lockstep in settings:
         run = segment_files(segmenter, items, osp.join(
-            out, f'e2e_{workers}{writers}'), batch_size, workers, writers)
+            out, f'e2e_{workers}{writers}{lockstep}'), batch_size, workers,
+            writers, lockstep=lockstep)
         runs.append(dict(
-            workers=workers, writers=writers,
+            workers=workers, writers=writers, lockstep=lockstep,
             photos_per_s=round(run.done / run.seconds, 2),
             model_images_per_s=round(run.done / run.model_seconds, 2),
             damage_share=round(statistics.mean(

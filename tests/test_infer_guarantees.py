@@ -83,10 +83,12 @@ def test_out_inside_the_input_folder_is_refused(infer, members, photos,
     assert not (photos / 'results').exists()
 
 
+@pytest.mark.parametrize('stages', [['--workers', '1', '--writers', '1'],
+                                    ['--lockstep', '2']])
 def test_a_failing_photo_is_skipped_and_the_report_written(
-        infer, members, photos, tmp_path, capsys, monkeypatch):
+        infer, members, photos, tmp_path, capsys, monkeypatch, stages):
     """Any per-photo failure, the model's included, used to end the run
-    with a traceback and no report."""
+    with a traceback and no report (processes and lockstep threads)."""
     cfg, ckpt = members['b0']
     out = str(tmp_path / 'out')
     (photos / 'broken.jpg').write_bytes(b'not a jpeg')
@@ -102,7 +104,7 @@ def test_a_failing_photo_is_skipped_and_the_report_written(
     monkeypatch.setattr(inference.DamageSegmenter, 'forward', flaky)
     code = run(infer.main, [cfg, ckpt, str(photos), '--out', out,
                             '--batch-size', '3', '--max-pixels', '50000',
-                            '--workers', '1', '--writers', '1'])
+                            *stages])
     printed = capsys.readouterr().out
     assert code == 0
     assert '2 image(s) segmented' in printed and '3 failed' in printed
@@ -113,6 +115,57 @@ def test_a_failing_photo_is_skipped_and_the_report_written(
     assert 'out of memory' in rows['31.jpg']['error']
     assert 'pixel limit' in rows['huge.png']['error']
     assert osp.isfile(osp.join(out, 'masks', '1.png'))
+
+
+def test_lockstep_writes_what_one_process_writes(infer, members, photos,
+                                                tmp_path):
+    """Lockstep threads (the CPU default) and the serial path give the same
+    report rows and byte-identical masks and overlays, in input order."""
+    cfg, ckpt = members['b0']
+    outs = {}
+    for stages in (['--workers', '0', '--writers', '0'], ['--lockstep', '2'],
+                   []):
+        out = str(tmp_path / f'out{len(outs)}')
+        assert run(infer.main, [cfg, ckpt, str(photos), '--out', out,
+                                '--batch-size', '2', *stages]) == 0
+        outs[out] = stages
+    serial, *others = outs
+    with open(osp.join(serial, 'report.json')) as f:
+        order = [r['file'] for r in json.load(f)]
+    assert [osp.basename(p) for p in order] == ['1.jpg', '31.jpg', '4.jpg']
+    for other in others:
+        with open(osp.join(other, 'report.json')) as f:
+            assert json.load(f) == _rows_list(serial)
+        for sub in ('masks', 'overlays'):
+            names = sorted(os.listdir(osp.join(serial, sub)))
+            assert names == sorted(os.listdir(osp.join(other, sub)))
+            for name in names:
+                with open(osp.join(serial, sub, name), 'rb') as a, open(
+                        osp.join(other, sub, name), 'rb') as b:
+                    assert a.read() == b.read(), (other, sub, name)
+
+
+def _rows_list(out):
+    with open(osp.join(out, 'report.json')) as f:
+        return json.load(f)
+
+
+def test_default_lockstep_on_the_cpu_only():
+    from cardamage_mmseg.apis.folder import default_lockstep, usable_cores
+    assert default_lockstep('cpu', None, None) == usable_cores() >= 1
+    assert default_lockstep('cuda:0', None, None) == 0
+    assert default_lockstep('cpu', 1, None) == 0  # processes asked for
+    assert default_lockstep('cpu', None, 0) == 0
+
+
+def test_lockstep_and_processes_together_are_refused(infer, members, photos,
+                                                     tmp_path, capsys):
+    cfg, ckpt = members['b0']
+    with pytest.raises(SystemExit) as exit_:
+        infer.main([cfg, ckpt, str(photos), '--out', str(tmp_path / 'o'),
+                    '--lockstep', '2', '--writers', '1'])
+    assert exit_.value.code == 2 and '--lockstep' in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()
 
 
 def test_a_full_disk_stops_with_a_message_and_a_report(
@@ -223,8 +276,10 @@ def infer_segmenter(cfg, ckpt):
 
 
 @pytest.mark.slow  # a real process group and a real signal
+@pytest.mark.parametrize('stages', [['--workers', '1', '--writers', '1'],
+                                    ['--lockstep', '2']])
 def test_ctrl_c_ends_the_run_with_the_report_and_a_rerun_finishes(
-        members, tmp_path):
+        members, tmp_path, stages):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it:
     the main process, its data-loader worker and its writer) ends the run
     with exit code 130 and a report of exactly the photos whose outputs
@@ -243,7 +298,7 @@ def test_ctrl_c_ends_the_run_with_the_report_and_a_rerun_finishes(
         shutil.copy(osp.join(DEMO, 'val', src), folder / names[-1])
     out = tmp_path / 'out'
     cmd = [sys.executable, 'tools/infer.py', cfg, ckpt, str(folder),
-           '--out', str(out), '--workers', '1', '--writers', '1']
+           '--out', str(out), *stages]
     repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
     proc = subprocess.Popen(cmd, cwd=repo, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -89,11 +89,18 @@ def parse_args(argv=None):
                    help='also write probs/<name>.npy: float16 class scores '
                    'at the model\'s resolution')
     p.add_argument('--workers', type=int, help='data-loader processes '
-                   'that decode photos (default: a quarter of the cores, '
-                   'at least 1; 0: in this process)')
+                   'that decode photos (default on a GPU: a quarter of '
+                   'the cores, at least 1; 0: in this process)')
     p.add_argument('--writers', type=int, help='processes that finish and '
-                   'write masks, overlays and reports (default: a quarter '
-                   'of the cores, at least 1; 0: in this process)')
+                   'write masks, overlays and reports (default on a GPU: '
+                   'a quarter of the cores, at least 1; 0: in this '
+                   'process)')
+    p.add_argument('--lockstep', type=int, help='instead of those '
+                   'processes, this many threads write the last batch and '
+                   'decode the next while the model waits, so the model '
+                   'has the cores to itself (default on the CPU, unless '
+                   '--workers or --writers is given: one per core; 0: '
+                   'processes)')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'],
                    default='none', help='shard the photos over the '
                    'processes of torchrun (tools/dist_infer.sh) or srun '
@@ -117,6 +124,12 @@ def parse_args(argv=None):
         p.error('expected [CHECKPOINT] INPUT')
     if args.batch_size < 1:
         p.error('--batch-size must be >= 1')
+    for flag in ('workers', 'writers', 'lockstep'):
+        if (getattr(args, flag) or 0) < 0:
+            p.error(f'--{flag} must be >= 0')
+    if args.lockstep and (args.workers or args.writers):
+        p.error('--lockstep runs the work of --workers and --writers in '
+                'threads: give one or the other')
     args.onnx = is_onnx_file(args.config)
     if args.onnx:
         torch_only = [flag for flag, value in (
@@ -190,7 +203,8 @@ def main(argv=None) -> int:
         segmenter, [items[k] for k in todo], args.out, args.batch_size,
         args.workers, args.writers, args.opacity,
         None if args.no_overlay else args.overlay_size,
-        progress=bar.update, save_probs=args.save_probs)
+        progress=bar.update, save_probs=args.save_probs,
+        lockstep=args.lockstep)
     bar.close()
     mine = dict(reused)
     mine.update({todo[k]: row for k, row in zip(run.indices, run.rows)})

@@ -4,9 +4,12 @@ Three stages overlap: data-loader workers decode photos only as large as
 needed (JPEG DCT scaling) and prepare the model inputs (the segmenter's
 ``make_loader``: PyTorch's DataLoader processes for the PyTorch backend;
 else :class:`ThreadedLoader`, threads, for the torch-free ONNX runtime);
-the main process batches the model calls; a pool of writer processes upsamples each
-mask to the photo's size, computes its report and writes its files
-(``core.result.finish``, ``core.outputs.write_outputs``: torch-free).
+the main process batches the model calls; a pool of writer processes
+upsamples each mask to the photo's size, computes its report and writes
+its files (``core.result.finish``, ``core.outputs.write_outputs``:
+torch-free). On few cores, processes beside the model slow its threads
+down; ``lockstep`` runs the same stages in threads between the model
+calls instead, so the model has the cores to itself.
 Reports come back in input order; a photo that fails is one error row;
 Ctrl-C, a crashed worker or a full disk end the run with the rows that
 finished (``FolderRun.stopped`` says why).
@@ -19,10 +22,10 @@ import multiprocessing
 import os
 import signal
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import (FIRST_COMPLETED, Executor, Future,
+                                ProcessPoolExecutor, ThreadPoolExecutor)
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 from typing import Tuple
 
@@ -73,15 +76,17 @@ class _PhotoFiles:
 
 class ThreadedLoader:
     """Batches (lists) of ``dataset[i]`` in order, prepared by
-    ``num_workers`` threads up to two batches ahead (0: in the calling
-    thread). The torch-free runtime's loader: decoding (Pillow, OpenCV)
+    ``num_workers`` threads (0: in the calling thread), up to ``ahead``
+    batches ahead (0: a batch is started when it is asked for), in
+    ``pool`` if given (shared with other work) else in threads of its
+    own. The torch-free runtime's loader: decoding (Pillow, OpenCV)
     and the resize release the GIL, and threads share the model file's
     session without forking it."""
 
-    def __init__(self, dataset: Any, batch_size: int,
-                 num_workers: int) -> None:
+    def __init__(self, dataset: Any, batch_size: int, num_workers: int,
+                 ahead: int = 2, pool: Optional[Executor] = None) -> None:
         self.dataset, self.batch_size = dataset, batch_size
-        self.num_workers = num_workers
+        self.num_workers, self.ahead, self.pool = num_workers, ahead, pool
 
     def __iter__(self) -> Iterator[list]:
         n, size = len(self.dataset), self.batch_size
@@ -90,15 +95,19 @@ class ThreadedLoader:
             for s in starts:
                 yield [self.dataset[i] for i in range(s, min(n, s + size))]
             return
-        with ThreadPoolExecutor(self.num_workers) as pool:
-            ahead: List[list] = []
+        pool = self.pool or ThreadPoolExecutor(self.num_workers)
+        try:
+            queued: List[list] = []
             for s in starts:
-                ahead.append([pool.submit(self.dataset.__getitem__, i)
-                              for i in range(s, min(n, s + size))])
-                if len(ahead) > 2:
-                    yield [f.result() for f in ahead.pop(0)]
-            for futures in ahead:
+                queued.append([pool.submit(self.dataset.__getitem__, i)
+                               for i in range(s, min(n, s + size))])
+                if len(queued) > self.ahead:
+                    yield [f.result() for f in queued.pop(0)]
+            for futures in queued:
                 yield [f.result() for f in futures]
+        finally:
+            if self.pool is None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _writer_init() -> None:
@@ -107,12 +116,28 @@ def _writer_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(
+        os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+
 def default_workers() -> Tuple[int, int]:
     """(data-loader workers, writer processes) for this machine: a quarter
     of the cores each, at least one."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(
-        os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    cores = usable_cores()
     return max(1, cores // 4), max(1, cores // 4)
+
+
+def default_lockstep(device: str, num_workers: Optional[int],
+                     num_writers: Optional[int]) -> int:
+    """Lockstep threads when none are asked for: one per core for a model
+    on the CPU (it needs every core while it runs: processes beside it
+    cost more than they overlap, docs/speed.md), unless worker or writer
+    processes are asked for; 0 (processes) for a GPU model."""
+    if num_workers is not None or num_writers is not None:
+        return 0
+    return usable_cores() if str(device) == 'cpu' else 0
 
 
 def segment_files(segmenter: PhotoSegmenter, items: Sequence[Item],
@@ -122,14 +147,22 @@ def segment_files(segmenter: PhotoSegmenter, items: Sequence[Item],
                   opacity: float = 0.5,
                   overlay_max_side: Optional[int] = OVERLAY_MAX_SIDE,
                   progress: Optional[Callable[[int], None]] = None,
-                  save_probs: bool = False) -> FolderRun:
+                  save_probs: bool = False,
+                  lockstep: Optional[int] = None) -> FolderRun:
     """Segment the photo files ``items`` [(path, output name)] into
     ``out`` (module docstring). ``num_workers``/``num_writers``: None for
     :func:`default_workers`, 0 to run that stage in this process.
     ``overlay_max_side``: the overlays' longest side (0: the photo's,
     None: no overlays); ``save_probs``: also write the model-resolution
     scores (``core.outputs``). ``progress(n)`` is called as photos
-    finish."""
+    finish. ``lockstep`` > 0: no worker or writer processes; while the
+    model waits, this many threads finish the last batch and prepare the
+    next, then the model runs alone on the cores (where the model runs
+    on the CPU, processes beside it slow its threads down:
+    docs/speed.md); None: :func:`default_lockstep`."""
+    if lockstep is None:
+        lockstep = default_lockstep(segmenter.device, num_workers,
+                                    num_writers)
     workers, writers = default_workers()
     workers = workers if num_workers is None else num_workers
     writers = writers if num_writers is None else num_writers
@@ -145,17 +178,25 @@ def segment_files(segmenter: PhotoSegmenter, items: Sequence[Item],
 
     dataset = _PhotoFiles(segmenter, items, overlay_max_side)
     make_loader = getattr(segmenter, 'make_loader', None)
-    loader = (make_loader(dataset, batch_size, workers) if make_loader
-              else ThreadedLoader(dataset, batch_size, workers))
+    pool: Optional[Executor] = None
+    if lockstep:
+        pool = ThreadPoolExecutor(lockstep)
+        loader: Any = ThreadedLoader(dataset, batch_size, lockstep, ahead=0,
+                                     pool=pool)
+        writers = lockstep
+    else:
+        loader = (make_loader(dataset, batch_size, workers) if make_loader
+                  else ThreadedLoader(dataset, batch_size, workers))
     # fork: writers start at once (forkserver or spawn import the main
     # script, torch included: 5 s). The price: a forked process whose
     # parent's OpenMP threads have just run hangs in its first OpenMP
     # call (seen here in torch.set_num_threads), so writers stay
     # torch-free: what they run (the core, ensembles' fusion included)
     # is numpy and OpenCV.
-    pool = ProcessPoolExecutor(
-        writers, mp_context=multiprocessing.get_context('fork'),
-        initializer=_writer_init) if writers else None
+    if writers and not lockstep:
+        pool = ProcessPoolExecutor(
+            writers, mp_context=multiprocessing.get_context('fork'),
+            initializer=_writer_init)
     pending: Dict[Future, int] = {}
 
     def collect(futures) -> None:
@@ -192,7 +233,8 @@ def segment_files(segmenter: PhotoSegmenter, items: Sequence[Item],
             collect([future])
             return
         pending[pool.submit(write_photo, task)] = i
-        while len(pending) > 2 * writers:  # bounded memory in flight
+        # bounded memory in flight (lockstep: a batch at most)
+        while not lockstep and len(pending) > 2 * writers:
             done, _ = wait_futures(list(pending), return_when=FIRST_COMPLETED)
             collect(done)
 
@@ -204,6 +246,8 @@ def segment_files(segmenter: PhotoSegmenter, items: Sequence[Item],
                     failed(i, error)
                 else:
                     ready.append((i, prepared))
+            if lockstep:  # the cores are the model's now
+                collect(list(pending))
             t0 = time.perf_counter()
             results = _forward_each(segmenter, ready, failed)
             run.model_seconds += time.perf_counter() - t0
