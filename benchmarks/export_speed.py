@@ -9,7 +9,9 @@ costs in agreement.
 speed, random weights, inputs 512 x 512 (a demo photo, resized), one
 process, one run per case, the same threads for every stack:
 
-- bare model, images/s: torch fp32, torch bf16 autocast, the study's
+- bare model, images/s: torch fp32 (and for SegFormer with mmseg's own
+  MiT attention too, which our SDPA backbone replaces), torch bf16
+  autocast, the study's
   stack (HF transformers SegFormer with bf16 autocast, logits upsampled to
   the input; skipped without transformers), the ONNX Runtime session
   alone (fp32, int8 dynamic, int8 static);
@@ -128,6 +130,13 @@ def speed(args, key, folder) -> dict:
     pieces = [seg.prepare(rgb, 'x').pieces[0]] * batch
     rate = {}
     rate['torch fp32'] = batch / timed(lambda: seg._run(pieces), args.runs)
+    if seg.cfg.model.backbone.type == 'MixVisionTransformerSDPA':
+        # the probe timed mmseg's own MiT (the same weights)
+        stock = DamageSegmenter(osp.join(REPO, config), ckpt, cfg_options={
+            'model.backbone.type': 'MixVisionTransformer'})
+        rate['torch fp32 stock MiT'] = batch / timed(
+            lambda: stock._run(pieces), args.runs)
+        del stock
     bf16 = DamageSegmenter(osp.join(REPO, config), ckpt, amp='bf16')
     rate['torch bf16'] = batch / timed(lambda: bf16._run(pieces), args.runs)
     rate.update(hf_rate(args, hf_arch, batch))
