@@ -94,3 +94,47 @@ def test_component_stats_past_16_bit_labels():
     few[5:9, 3:50] = few[20:40, 30:31] = 1
     n, stats = component_stats(few)  # 16-bit labels
     assert n == 3 and sorted(stats[1:, 4].tolist()) == [20, 188]
+
+
+def _opencv_regions(binary, min_area):
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    return [tuple(int(v) for v in row) for row in stats[1:n]
+            if row[4] >= max(1, min_area)]
+
+
+@pytest.mark.parametrize('seed', range(40))
+def test_component_regions_are_opencvs_statistics(seed):
+    """Areas from the labels' histogram and boxes from outer contours give
+    OpenCV's own statistics: rings with islands in their holes, pixels
+    touching only diagonally, components on the border, thin strips."""
+    from cardamage_mmseg.core.report import component_regions
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 150)), int(rng.integers(1, 150))
+    binary = (rng.random((h, w)) < rng.uniform(0.02, 0.7)).astype(np.uint8)
+    if seed % 3 == 0:  # blobs
+        binary = cv2.dilate(binary, np.ones((3, 3), np.uint8))
+    if seed % 4 == 1 and h > 12 and w > 12:  # a ring around an island
+        binary[2:h - 2, 2:w - 2] = 1
+        binary[4:h - 4, 4:w - 4] = 0
+        binary[h // 2, w // 2] = 1
+    min_area = int(rng.integers(0, 6))
+    assert component_regions(binary, min_area) == _opencv_regions(binary,
+                                                                  min_area)
+
+
+def test_component_regions_many_components_and_nested_rings():
+    from cardamage_mmseg.core.report import (MANY_COMPONENTS,
+                                             component_regions)
+    dots = np.zeros((200, 200), np.uint8)
+    dots[::2, ::2] = 1  # 10,000 components: OpenCV's statistics
+    assert 10000 > MANY_COMPONENTS
+    assert component_regions(dots) == _opencv_regions(dots, 1)
+    rings = np.zeros((41, 41), np.uint8)
+    for r in range(0, 20, 4):  # rings nested 5 deep: one region each
+        rings[r:41 - r, r:41 - r] = 1
+        rings[r + 2:39 - r, r + 2:39 - r] = 0
+    rings[20, 20] = 1
+    got = component_regions(rings)
+    assert got == _opencv_regions(rings, 1) and len(got) == 6
+    assert component_regions(rings, 10**6) == []
+    assert component_regions(np.zeros((5, 7), np.uint8)) == []

@@ -93,12 +93,10 @@ def _class_regions(crop: np.ndarray, cid: int, name: str, y0: int, x0: int,
     cols = np.flatnonzero(sel.any(axis=0))
     by, bx = int(rows[0]), int(cols[0])
     box = sel[by:int(rows[-1]) + 1, bx:int(cols[-1]) + 1]
-    n, stats = component_stats(np.ascontiguousarray(box))
-    for k in range(1, n):
-        x, y, bw, bh, area = (int(v) for v in stats[k])
-        if area >= min_area:
-            regions.append(dict(cls=name, area_px=area,
-                                bbox=[x + bx + x0, y + by + y0, bw, bh]))
+    for x, y, bw, bh, area in component_regions(np.ascontiguousarray(box),
+                                                min_area):
+        regions.append(dict(cls=name, area_px=area,
+                            bbox=[x + bx + x0, y + by + y0, bw, bh]))
     return count
 
 
@@ -114,3 +112,48 @@ def component_stats(binary: np.ndarray) -> Tuple[int, np.ndarray]:
         n, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
             binary, 8, cv2.CV_32S, cv2.CCL_BBDT)
     return n, stats
+
+
+#: above this many components, OpenCV's own statistics (one pass) beat a
+#: contour per component
+MANY_COMPONENTS = 4096
+
+
+def component_regions(binary: np.ndarray, min_area: int = 1
+                      ) -> List[Tuple[int, int, int, int, int]]:
+    """``(x, y, w, h, area)`` of each 8-connected component of a uint8 0/1
+    image with ``area >= min_area``, in label order: the rows of
+    :func:`component_stats`, 4x faster on photo-size masks.
+
+    OpenCV's statistics cost 6x its labelling (a pass that updates five
+    sums per pixel). Here: labels without statistics; areas as the
+    labels' histogram; boxes as the bounding rectangles of the components'
+    outer contours (``findContours`` with ``RETR_CCOMP``: one top-level
+    contour per 8-connected component, islands in holes included, whose
+    first point is a pixel of that component). Past
+    :data:`MANY_COMPONENTS` (or 16-bit labels), :func:`component_stats`."""
+    min_area = max(1, int(min_area))
+    try:
+        n, labels = cv2.connectedComponentsWithAlgorithm(
+            binary, 8, cv2.CV_16U, cv2.CCL_BBDT)
+    except cv2.error:  # more than 65534 components
+        n = MANY_COMPONENTS + 1
+    if n > MANY_COMPONENTS:
+        n, stats = component_stats(binary)
+        return [tuple(int(v) for v in row) for row in stats[1:]
+                if row[4] >= min_area]
+    if binary.size < 2**24:  # float32 bins count exactly below 2^24
+        area = cv2.calcHist([labels], [0], None, [n], [0, n]).ravel()
+    else:
+        area = np.bincount(labels.ravel(), minlength=n)
+    big = [k for k in np.flatnonzero(area >= min_area).tolist() if k]
+    if not big:
+        return []
+    contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP,
+                                           cv2.CHAIN_APPROX_SIMPLE)
+    boxes = {}
+    for contour, parent in zip(contours, hierarchy[0, :, 3]):
+        if parent < 0:  # an outer boundary
+            x, y = contour[0, 0]
+            boxes[int(labels[y, x])] = cv2.boundingRect(contour)
+    return [(*boxes[k], int(area[k])) for k in big]
