@@ -138,3 +138,20 @@ def test_component_regions_many_components_and_nested_rings():
     assert got == _opencv_regions(rings, 1) and len(got) == 6
     assert component_regions(rings, 10**6) == []
     assert component_regions(np.zeros((5, 7), np.uint8)) == []
+
+
+@pytest.mark.parametrize('n_out, n_in', [(1, 1), (7, 3), (3024, 384),
+                                         (4032, 512), (5, 9), (100, 100)])
+def test_footprint_is_the_bilinear_neighbourhood(n_out, n_in):
+    """Two binary searches give the output range whose neighbours touch
+    [lo, hi], as the brute-force scan over every output index does."""
+    from cardamage_mmseg.core.upsample import _footprint, sample_index
+    i0, i1, _ = sample_index(n_out, n_in)
+    rng = np.random.default_rng(n_out)
+    for _ in range(60):
+        lo = int(rng.integers(0, n_in))
+        hi = int(rng.integers(lo, n_in))
+        hit = np.flatnonzero(((i0 >= lo) & (i0 <= hi)) |
+                             ((i1 >= lo) & (i1 <= hi)))
+        want = (int(hit[0]), int(hit[-1]) + 1) if len(hit) else (0, 0)
+        assert _footprint(lo, hi, i0, i1) == want

@@ -103,13 +103,15 @@ def upsample_bands(maps: np.ndarray, height: int, width: int):
         yield y0, out.reshape(y1 - y0, width, d)
 
 
-def _footprint(lo: int, hi: int, n_out: int, n_in: int) -> Tuple[int, int]:
-    """Output index range [a, b) whose bilinear neighbours (with any
-    weight) include an input index in [lo, hi]."""
-    i0, i1, _ = sample_index(n_out, n_in)
-    hit = np.flatnonzero(((i0 >= lo) & (i0 <= hi)) | ((i1 >= lo) &
-                                                       (i1 <= hi)))
-    return (int(hit[0]), int(hit[-1]) + 1) if len(hit) else (0, 0)
+def _footprint(lo: int, hi: int, i0: np.ndarray, i1: np.ndarray
+               ) -> Tuple[int, int]:
+    """Output index range [a, b) whose bilinear neighbours ``i0``, ``i1``
+    (:func:`sample_index`, with any weight) include an input index in
+    [lo, hi]. Both are non-decreasing and ``i0 <= i1 <= i0 + 1``, so that
+    is where ``i1 >= lo`` and ``i0 <= hi``: two binary searches."""
+    a = int(np.searchsorted(i1, lo, 'left'))
+    b = int(np.searchsorted(i0, hi, 'right'))
+    return (a, b) if b > a else (0, 0)
 
 
 def damage_windows(support: np.ndarray, height: int, width: int
@@ -129,11 +131,12 @@ def damage_windows(support: np.ndarray, height: int, width: int
     h, w = support.shape
     grown = cv2.dilate(support, np.ones((3, 3), np.uint8))
     n, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    rows, cols = sample_index(height, h)[:2], sample_index(width, w)[:2]
     rects = []
     for k in range(1, n):
         x, y, bw, bh, _ = (int(v) for v in stats[k])
-        y0, y1 = _footprint(y, y + bh - 1, height, h)
-        x0, x1 = _footprint(x, x + bw - 1, width, w)
+        y0, y1 = _footprint(y, y + bh - 1, *rows)
+        x0, x1 = _footprint(x, x + bw - 1, *cols)
         if y1 > y0 and x1 > x0:
             rects.append([y0, y1, x0, x1])
     if len(rects) > MAX_WINDOWS:
