@@ -157,15 +157,20 @@ def components(segmenter, paths, out) -> dict:
 
 
 def pipeline(segmenter, paths, out, settings, batch_size) -> list:
+    """Photos/s of :func:`segment_files` with the null model at each
+    (workers, writers, lockstep) setting, and the CPU milliseconds per
+    photo that rate means on the cores it used (1 in one process)."""
     from cardamage_mmseg.apis import segment_files
     rows = []
     items = [(p, osp.splitext(osp.basename(p))[0]) for p in paths]
-    for workers, writers in settings:
+    for workers, writers, lockstep in settings:
         run = segment_files(segmenter, items, osp.join(
-            out, f'w{workers}_{writers}'), batch_size, workers, writers)
-        rows.append(dict(workers=workers, writers=writers,
-                         photos_per_s=round(run.done / run.seconds, 2),
-                         failed=run.failed))
+            out, f'w{workers}_{writers}_{lockstep}'), batch_size, workers,
+            writers, lockstep=lockstep)
+        rate = run.done / run.seconds
+        rows.append(dict(workers=workers, writers=writers, lockstep=lockstep,
+                         photos_per_s=round(rate, 2), failed=run.failed,
+                         wall_ms_per_photo=round(1000 / rate, 1)))
         print(rows[-1], flush=True)
     return rows
 
@@ -191,37 +196,53 @@ def model_only(segmenter, paths, batch_size, rounds=3) -> float:
     return rounds * len(prepared) / (time.perf_counter() - start)
 
 
-def e2e(segmenter, paths, out, batch_size, cores) -> dict:
-    """Model-only images/s measured before and after the runs (as many
-    images as photos each time: this machine's speed drifts); each run's
-    ratio is taken against the faster of the two (the conservative
-    ratio)."""
+def e2e(segmenter, paths, out, batch_size, cores, repeats=1) -> dict:
+    """Each setting's photos/s against the model alone, measured just
+    before and just after that run (as many images as photos each time:
+    this machine's speed drifts by 10-20% within minutes); a run's ratio
+    is taken against the faster of its two neighbours (the conservative
+    ratio). ``repeats`` > 1: the settings ``repeats`` times in turn; each
+    setting's ``ratio`` is then the median of its runs'."""
     from cardamage_mmseg.apis import segment_files
     rounds = max(1, len(paths) // batch_size)
-    before = model_only(segmenter, paths, batch_size, rounds)
     items = [(q, osp.splitext(osp.basename(q))[0]) for q in paths]
-    runs = []
     cores_4 = max(1, cores // 4)
     settings = [(0, 0, 0), (1, 1, 0)] + ([(cores_4, cores_4, 0)]
                                          if cores_4 > 1 else []) + [
         (0, 0, cores)]
+    alone = [model_only(segmenter, paths, batch_size, rounds)]
+    runs = []
+    for repeat in range(repeats):
+        for workers, writers, lockstep in settings:
+            run = segment_files(segmenter, items, osp.join(
+                out, f'e2e_{workers}{writers}{lockstep}_{repeat}'),
+                batch_size, workers, writers, lockstep=lockstep)
+            alone.append(model_only(segmenter, paths, batch_size, rounds))
+            rate = max(alone[-2:])
+            runs.append(dict(
+                workers=workers, writers=writers, lockstep=lockstep,
+                photos_per_s=round(run.done / run.seconds, 2),
+                model_only=round(rate, 2),
+                ratio=round(run.done / run.seconds / rate, 3),
+                model_images_per_s=round(run.done / run.model_seconds, 2),
+                damage_share=round(statistics.mean(
+                    r['damage_share'] for r in run.rows
+                    if 'damage_share' in r), 3)))
+            print(runs[-1], flush=True)
+    summary = []
     for workers, writers, lockstep in settings:
-        run = segment_files(segmenter, items, osp.join(
-            out, f'e2e_{workers}{writers}{lockstep}'), batch_size, workers,
-            writers, lockstep=lockstep)
-        runs.append(dict(
+        mine = [r for r in runs if (r['workers'], r['writers'],
+                                    r['lockstep']) == (workers, writers,
+                                                       lockstep)]
+        summary.append(dict(
             workers=workers, writers=writers, lockstep=lockstep,
-            photos_per_s=round(run.done / run.seconds, 2),
-            model_images_per_s=round(run.done / run.model_seconds, 2),
-            damage_share=round(statistics.mean(
-                r['damage_share'] for r in run.rows if 'damage_share' in r),
-                3)))
-    after = model_only(segmenter, paths, batch_size, rounds)
-    rate = max(before, after)
-    for row in runs:
-        row['ratio'] = round(row['photos_per_s'] / rate, 3)
-    return dict(model_only=round(rate, 2), model_only_before=round(
-        before, 2), model_only_after=round(after, 2), runs=runs)
+            ratio=statistics.median(r['ratio'] for r in mine),
+            ratios=[r['ratio'] for r in mine],
+            photos_per_s=statistics.median(r['photos_per_s']
+                                           for r in mine)))
+    return dict(model_only=round(max(alone), 2),
+                model_only_all=[round(v, 2) for v in alone],
+                runs=runs, summary=summary)
 
 
 def main(argv=None) -> int:
@@ -233,6 +254,9 @@ def main(argv=None) -> int:
     p.add_argument('--device', default='cpu')
     p.add_argument('--what', nargs='+', default=['components', 'pipeline',
                                                   'e2e'])
+    p.add_argument('--repeats', type=int, default=1,
+                   help='e2e: run the settings this many times in turn '
+                   '(median ratio)')
     p.add_argument('--damage-share', type=float, default=0.1)
     p.add_argument('--out-dir', default='work_dirs/benchmarks')
     args = p.parse_args(argv)
@@ -253,8 +277,12 @@ def main(argv=None) -> int:
             if args.damage_share:
                 calibrate_damage_share(seg, paths[0], args.damage_share)
             report['damage_share_target'] = args.damage_share
-            report['e2e'] = e2e(seg, paths, tmp, args.batch_size, cores)
-            print('e2e', report['e2e'], flush=True)
+            report['e2e'] = e2e(seg, paths, tmp, args.batch_size, cores,
+                                args.repeats)
+            print('e2e model alone (images/s):',
+                  report['e2e']['model_only_all'])
+            for row in report['e2e']['summary']:
+                print('e2e', row, flush=True)
         make_null(seg)
         if 'components' in args.what:
             report['components_ms'] = components(seg, paths,
@@ -262,7 +290,8 @@ def main(argv=None) -> int:
             print('components (ms per photo):',
                   report['components_ms'], flush=True)
         if 'pipeline' in args.what:
-            settings = [(0, 0), (1, 1)] + ([(2, 2)] if cores >= 4 else [])
+            settings = [(0, 0, 0), (1, 1, 0)] + (
+                [(2, 2, 0)] if cores >= 4 else []) + [(0, 0, cores)]
             report['null_pipeline'] = pipeline(
                 seg, paths, osp.join(tmp, 'p'), settings, args.batch_size)
     save_report(report, args.out_dir, 'infer_pipeline', args.device)

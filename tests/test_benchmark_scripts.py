@@ -60,7 +60,18 @@ def test_infer_pipeline_benchmark_rows(tmp_path):
     assert all(r['photos_per_s'] > 0 for r in report['e2e']['runs'])
     # the damage bias is calibrated: 10% of the first photo, not 60-70%
     assert all(0 < r['damage_share'] < 0.4 for r in report['e2e']['runs'])
+    # each run against the model alone measured next to it
+    runs, alone = report['e2e']['runs'], report['e2e']['model_only_all']
+    assert len(alone) == len(runs) + 1
+    for k, r in enumerate(runs):
+        assert r['model_only'] == pytest.approx(max(alone[k:k + 2]), abs=0.01)
+        assert r['ratio'] == pytest.approx(
+            r['photos_per_s'] / r['model_only'], rel=0.02, abs=0.01)
+    assert [s['ratios'] for s in report['e2e']['summary']] == [
+        [r['ratio']] for r in runs]
     parts = report['components_ms']
     assert parts['new total'] == pytest.approx(
         parts['prepare'] + parts['finish'] + parts['write'], abs=0.2)
-    assert [r['failed'] for r in report['null_pipeline']] == [0, 0]
+    null = report['null_pipeline']
+    assert len(null) >= 3 and not any(r['failed'] for r in null)
+    assert null[-1]['lockstep'] == report['cores']
