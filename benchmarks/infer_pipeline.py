@@ -158,8 +158,8 @@ def components(segmenter, paths, out) -> dict:
 
 def pipeline(segmenter, paths, out, settings, batch_size) -> list:
     """Photos/s of :func:`segment_files` with the null model at each
-    (workers, writers, lockstep) setting, and the CPU milliseconds per
-    photo that rate means on the cores it used (1 in one process)."""
+    (workers, writers, lockstep) setting, and its inverse, the wall
+    milliseconds per photo."""
     from cardamage_mmseg.apis import segment_files
     rows = []
     items = [(p, osp.splitext(osp.basename(p))[0]) for p in paths]

@@ -123,7 +123,8 @@ def component_regions(binary: np.ndarray, min_area: int = 1
                       ) -> List[Tuple[int, int, int, int, int]]:
     """``(x, y, w, h, area)`` of each 8-connected component of a uint8 0/1
     image with ``area >= min_area``, in label order: the rows of
-    :func:`component_stats`, 4x faster on photo-size masks.
+    :func:`component_stats`, 3.3x faster than it on the
+    windows of a 12 MP photo (9.97 -> 2.98 ms, one core).
 
     OpenCV's statistics cost 6x its labelling (a pass that updates five
     sums per pixel). Here: labels without statistics; areas as the
