@@ -50,6 +50,24 @@ def test_band_upsampling_is_torch_bilinear_then_softmax(size, out):
         conf[model_probs.argmax(0) != 0].mean(), abs=1e-5)
 
 
+def test_sign_upsampling_is_the_same_whatever_its_bands(monkeypatch):
+    """Two classes: the mask of the sign path does not depend on how its
+    rows are cut into bands (one row, a ragged 7-pixel band, the default)
+    and is torch's bilinear argmax."""
+    from cardamage_mmseg.core import upsample
+    torch.manual_seed(1)
+    logits = torch.randn(2, 48, 64) * 3
+    log_probs = F.log_softmax(logits, 0)[None].numpy()
+    masks = []
+    for band in (1, 7, 333, upsample.SIGN_BAND_PIXELS):
+        monkeypatch.setattr(upsample, 'SIGN_BAND_PIXELS', band)
+        got = upsample_to_mask(log_probs, 750, 1000)
+        assert got['windows']  # the sign path ran
+        masks.append(got['mask'])
+    assert all((m == masks[0]).all() for m in masks[1:])
+    assert (masks[0] == _reference(logits, 750, 1000)[1]).mean() > 0.9999
+
+
 def test_band_upsampling_holds_no_full_size_float_map():
     """4000 x 3000 from 64 x 48: the old path held 2 x 12 M floats of
     probabilities (96 MB) and as many again for the softmax."""

@@ -43,6 +43,10 @@ def test_windowed_report_equals_the_full_scan(seed):
         assert damage_report(mask, None, classes, 1e-4,
                              support=up['support'],
                              windows=up['windows']) == full
+        # a model's class ids: a binary mask is its own damage map
+        assert damage_report(mask, None, classes, 1e-4,
+                             support=up['support'], windows=up['windows'],
+                             num_values=len(classes)) == full
     # every damage pixel lies in a window, and windows are disjoint
     windows = damage_windows(up['support'], height, width)
     inside = np.zeros(mask.shape, bool)

@@ -12,7 +12,8 @@ def damage_report(mask: np.ndarray, probs: Optional[np.ndarray],
                   background_index: int = 0,
                   confidence: Optional[Tuple[float, Optional[float]]] = None,
                   support: Optional[np.ndarray] = None,
-                  windows: Optional[List[Window]] = None) -> Dict:
+                  windows: Optional[List[Window]] = None,
+                  num_values: Optional[int] = None) -> Dict:
     """Figures of one image, computed from its mask (and probabilities).
 
     - ``damage_share``: fraction of the image's pixels predicted as any
@@ -44,13 +45,15 @@ def damage_report(mask: np.ndarray, probs: Optional[np.ndarray],
     min_area = max(1, int(round(min_region_fraction * total)))
     regions: List[Dict] = []
     damage_count = 0
+    binary = (num_values == 2 and background_index == 0 and
+              mask.dtype == np.uint8)
     for cid, name in enumerate(classes):
         if cid == background_index:
             continue
         count = 0
         for y0, y1, x0, x1 in windows:
             count += _class_regions(mask[y0:y1, x0:x1], cid, name, y0, x0,
-                                    min_area, regions)
+                                    min_area, regions, binary)
         report[f'share.{name}'] = round(count / total, 6)
         damage_count += count
     report['damage_share'] = round(damage_count / total, 6)
@@ -80,21 +83,27 @@ def damage_report(mask: np.ndarray, probs: Optional[np.ndarray],
 
 
 def _class_regions(crop: np.ndarray, cid: int, name: str, y0: int, x0: int,
-                   min_area: int, regions: List[Dict]) -> int:
+                   min_area: int, regions: List[Dict],
+                   binary: bool = False) -> int:
     """Append the regions of class ``cid`` inside ``crop`` (placed at
-    ``y0, x0``) to ``regions``; return the class's pixel count there."""
-    sel = (crop == cid).view(np.uint8)
+    ``y0, x0``) to ``regions``; return the class's pixel count there.
+    ``binary``: ``crop`` holds only 0 and ``cid`` = 1, and is labelled as
+    it is (a window's rows, no copy: OpenCV takes row strides)."""
+    sel = crop if binary else (crop == cid).view(np.uint8)
     count = int(np.count_nonzero(sel))
     if not count:
         return 0
-    # components inside the class's bounding box only (the same
-    # components; damage is usually a small part of a photo)
-    rows = np.flatnonzero(sel.any(axis=1))
-    cols = np.flatnonzero(sel.any(axis=0))
-    by, bx = int(rows[0]), int(cols[0])
-    box = sel[by:int(rows[-1]) + 1, bx:int(cols[-1]) + 1]
-    for x, y, bw, bh, area in component_regions(np.ascontiguousarray(box),
-                                                min_area):
+    by = bx = 0
+    box = sel
+    if not binary:
+        # components inside the class's bounding box only (the same
+        # components; a class may be a small part of a window)
+        rows = np.flatnonzero(sel.any(axis=1))
+        cols = np.flatnonzero(sel.any(axis=0))
+        by, bx = int(rows[0]), int(cols[0])
+        box = np.ascontiguousarray(
+            sel[by:int(rows[-1]) + 1, bx:int(cols[-1]) + 1])
+    for x, y, bw, bh, area in component_regions(box, min_area):
         regions.append(dict(cls=name, area_px=area,
                             bbox=[x + bx + x0, y + by + y0, bw, bh]))
     return count
@@ -129,9 +138,10 @@ def component_regions(binary: np.ndarray, min_area: int = 1
     OpenCV's statistics cost 6x its labelling (a pass that updates five
     sums per pixel). Here: labels without statistics; areas as the
     labels' histogram; boxes as the bounding rectangles of the components'
-    outer contours (``findContours`` with ``RETR_CCOMP``: one top-level
-    contour per 8-connected component, islands in holes included, whose
-    first point is a pixel of that component). Past
+    outer contours, whose first point is a pixel of that component
+    (``findContours`` with ``RETR_EXTERNAL``; if that misses a component,
+    an island in another's hole, with ``RETR_CCOMP``: one top-level
+    contour per 8-connected component, islands included, 2.3x slower). Past
     :data:`MANY_COMPONENTS` (or 16-bit labels), :func:`component_stats`."""
     min_area = max(1, int(min_area))
     try:
@@ -150,11 +160,23 @@ def component_regions(binary: np.ndarray, min_area: int = 1
     big = [k for k in np.flatnonzero(area >= min_area).tolist() if k]
     if not big:
         return []
-    contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP,
+    boxes = _outer_boxes(binary, labels, cv2.RETR_EXTERNAL)
+    if any(k not in boxes for k in big):
+        boxes = _outer_boxes(binary, labels, cv2.RETR_CCOMP)
+    return [(*boxes[k], int(area[k])) for k in big]
+
+
+def _outer_boxes(binary: np.ndarray, labels: np.ndarray, mode: int
+                 ) -> Dict[int, Tuple[int, int, int, int]]:
+    """Label -> bounding rectangle (x, y, w, h) of each top-level contour
+    that ``findContours`` finds in ``mode``."""
+    contours, hierarchy = cv2.findContours(binary, mode,
                                            cv2.CHAIN_APPROX_SIMPLE)
     boxes = {}
+    if hierarchy is None:
+        return boxes
     for contour, parent in zip(contours, hierarchy[0, :, 3]):
         if parent < 0:  # an outer boundary
             x, y = contour[0, 0]
             boxes[int(labels[y, x])] = cv2.boundingRect(contour)
-    return [(*boxes[k], int(area[k])) for k in big]
+    return boxes

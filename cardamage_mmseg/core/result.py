@@ -35,7 +35,8 @@ def finish(log_probs: np.ndarray, size: Tuple[int, int], source: str,
     report = damage_report(
         up['mask'], None, classes, min_region_fraction,
         confidence=(up['mean_confidence'], up['damage_confidence']),
-        support=up['support'], windows=up['windows'])
+        support=up['support'], windows=up['windows'],
+        num_values=len(classes))
     probs = up['probs'] if full_probs else up['scores']
     return DamageResult(source, up['mask'], np.asarray(probs, np.float32),
                         report)
