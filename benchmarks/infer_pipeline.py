@@ -2,7 +2,7 @@
 
     python benchmarks/infer_pipeline.py [--photos 16] [--size 4032x3024]
         [--config configs/segformer_b0_cardamage.py] [--batch-size 2]
-        [--what components pipeline e2e]
+        [--what components pipeline e2e model-components]
 
 - components: milliseconds per photo, wall and CPU time (OpenCV on one
   thread), null model (a fixed map with about 5% damage instead of the
@@ -10,6 +10,9 @@
   line): decode + pipeline, finish (upsample, report), write; next to the
   old serial path (full decode, full-size class probabilities, full-size
   overlay: what tools/infer.py did before).
+- model-components: the same with SegFormer-b0's own masks (random
+  weights, ``--damage-share`` below: many small regions, larger windows)
+  instead of the null map (the model's time is not counted).
 - pipeline: photos/s of ``segment_files`` with the null model for a few
   worker/writer settings (how the CPU work scales with processes).
 - e2e: SegFormer-b0 (random weights): model-only images/s at the batch
@@ -253,7 +256,9 @@ def main(argv=None) -> int:
     p.add_argument('--batch-size', type=int, default=2)
     p.add_argument('--device', default='cpu')
     p.add_argument('--what', nargs='+', default=['components', 'pipeline',
-                                                  'e2e'])
+                                                  'e2e', 'model-components'],
+                   choices=['components', 'pipeline', 'e2e',
+                            'model-components'])
     p.add_argument('--repeats', type=int, default=1,
                    help='e2e: run the settings this many times in turn '
                    '(median ratio)')
@@ -273,10 +278,19 @@ def main(argv=None) -> int:
         [ckpt] = random_checkpoints(tmp, [args.config])
         seg = DamageSegmenter(osp.join(REPO, args.config), ckpt,
                               args.device)
-        if 'e2e' in args.what:
+        if {'e2e', 'model-components'} & set(args.what):
             if args.damage_share:
                 calibrate_damage_share(seg, paths[0], args.damage_share)
             report['damage_share_target'] = args.damage_share
+
+        def add_components(key: str, label: str) -> None:
+            report[key] = components(seg, paths, osp.join(tmp, key))
+            print(f'{label} (ms per photo):', report[key], flush=True)
+
+        if 'model-components' in args.what:
+            add_components('model_components_ms',
+                           "components with the model's masks")
+        if 'e2e' in args.what:
             report['e2e'] = e2e(seg, paths, tmp, args.batch_size, cores,
                                 args.repeats)
             print('e2e model alone (images/s):',
@@ -285,10 +299,7 @@ def main(argv=None) -> int:
                 print('e2e', row, flush=True)
         make_null(seg)
         if 'components' in args.what:
-            report['components_ms'] = components(seg, paths,
-                                                 osp.join(tmp, 'c'))
-            print('components (ms per photo):',
-                  report['components_ms'], flush=True)
+            add_components('components_ms', 'components')
         if 'pipeline' in args.what:
             settings = [(0, 0, 0), (1, 1, 0)] + (
                 [(2, 2, 0)] if cores >= 4 else []) + [(0, 0, cores)]
