@@ -204,8 +204,10 @@ def e2e(segmenter, paths, out, batch_size, cores, repeats=1) -> dict:
     before and just after that run (as many images as photos each time:
     this machine's speed drifts by 10-20% within minutes); a run's ratio
     is taken against the faster of its two neighbours (the conservative
-    ratio). ``repeats`` > 1: the settings ``repeats`` times in turn; each
-    setting's ``ratio`` is then the median of its runs'."""
+    ratio). ``repeats`` > 1: the settings ``repeats`` times in turn, each
+    repeat starting one setting later (a drift in the machine's speed
+    then favours no setting by its place); each setting's ``ratio`` is
+    the median of its runs'."""
     from cardamage_mmseg.apis import segment_files
     rounds = max(1, len(paths) // batch_size)
     items = [(q, osp.splitext(osp.basename(q))[0]) for q in paths]
@@ -216,7 +218,9 @@ def e2e(segmenter, paths, out, batch_size, cores, repeats=1) -> dict:
     alone = [model_only(segmenter, paths, batch_size, rounds)]
     runs = []
     for repeat in range(repeats):
-        for workers, writers, lockstep in settings:
+        shift = repeat % len(settings)
+        for workers, writers, lockstep in settings[shift:] + \
+                settings[:shift]:
             run = segment_files(segmenter, items, osp.join(
                 out, f'e2e_{workers}{writers}{lockstep}_{repeat}'),
                 batch_size, workers, writers, lockstep=lockstep)
