@@ -46,8 +46,9 @@ def binary_png(mask: np.ndarray, palette: Sequence[Sequence[int]]) -> bytes:
     """A 1-bit palette PNG of a mask of 0s and 1s (PNG spec: colour type
     3, rows of ``np.packbits`` bits each after filter byte 0, zlib level
     1 with ``Z_RLE``). Why ours: for a 12 MP mask on this project's 2-core
-    CPU Pillow's 1-bit path took 26 ms, this 11 ms (8-bit PNG: 51 ms); without the
-    boolean copy, 4.9 -> 3.6 ms on a later day (8 masks, median)."""
+    CPU Pillow's 1-bit path took 26 ms, this 11 ms (8-bit PNG: 51 ms);
+    without the boolean copy, 4.9 -> 3.6 ms on a later day (8 masks,
+    median)."""
     h, w = mask.shape
     # packbits reads any nonzero byte as a 1: no boolean copy (4 ms)
     rows = np.packbits(mask if mask.dtype in (np.uint8, np.bool_) else
