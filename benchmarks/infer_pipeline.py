@@ -204,7 +204,9 @@ def e2e(segmenter, paths, out, batch_size, cores, repeats=1) -> dict:
     before and just after that run (as many images as photos each time:
     this machine's speed drifts by 10-20% within minutes); a run's ratio
     is taken against the faster of its two neighbours (the conservative
-    ratio). ``repeats`` > 1: the settings ``repeats`` times in turn, each
+    ratio; ``ratio_mean`` against their mean: the machine's slow spells,
+    which come and go within seconds, make the faster of two a biased
+    reference). ``repeats`` > 1: the settings ``repeats`` times in turn, each
     repeat starting one setting later (a drift in the machine's speed
     then favours no setting by its place); each setting's ``ratio`` is
     the median of its runs'."""
@@ -231,6 +233,8 @@ def e2e(segmenter, paths, out, batch_size, cores, repeats=1) -> dict:
                 photos_per_s=round(run.done / run.seconds, 2),
                 model_only=round(rate, 2),
                 ratio=round(run.done / run.seconds / rate, 3),
+                ratio_mean=round(run.done / run.seconds * 2 / sum(
+                    alone[-2:]), 3),
                 model_images_per_s=round(run.done / run.model_seconds, 2),
                 damage_share=round(statistics.mean(
                     r['damage_share'] for r in run.rows
@@ -245,6 +249,7 @@ def e2e(segmenter, paths, out, batch_size, cores, repeats=1) -> dict:
             workers=workers, writers=writers, lockstep=lockstep,
             ratio=statistics.median(r['ratio'] for r in mine),
             ratios=[r['ratio'] for r in mine],
+            ratio_mean=statistics.median(r['ratio_mean'] for r in mine),
             photos_per_s=statistics.median(r['photos_per_s']
                                            for r in mine)))
     return dict(model_only=round(max(alone), 2),

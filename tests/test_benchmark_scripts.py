@@ -67,6 +67,10 @@ def test_infer_pipeline_benchmark_rows(tmp_path):
         assert r['model_only'] == pytest.approx(max(alone[k:k + 2]), abs=0.01)
         assert r['ratio'] == pytest.approx(
             r['photos_per_s'] / r['model_only'], rel=0.02, abs=0.01)
+        # against the mean of the two neighbours: never above the faster
+        assert r['ratio_mean'] == pytest.approx(
+            r['photos_per_s'] * 2 / sum(alone[k:k + 2]), rel=0.02, abs=0.01)
+        assert r['ratio_mean'] >= r['ratio'] - 0.01
     assert [s['ratios'] for s in report['e2e']['summary']] == [
         [r['ratio']] for r in runs]
     for key in ('components_ms', 'model_components_ms'):
