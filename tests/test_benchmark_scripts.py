@@ -80,3 +80,32 @@ def test_infer_pipeline_benchmark_rows(tmp_path):
     null = report['null_pipeline']
     assert len(null) >= 3 and not any(r['failed'] for r in null)
     assert null[-1]['lockstep'] == report['cores']
+
+
+def test_mask_agreement_rows(members, tmp_path):
+    """The agreement benchmark compares the two paths photo by photo and
+    splits off the upsampling: the windowed sign upsampling of the old
+    path's own logits is the old mask wherever it has damage."""
+    cfg, ckpt = members['b0']
+    res = run_tool('benchmarks/mask_agreement.py', ckpt, '--config', cfg,
+                   '--limit', '2', '--sizes', 'native', '640x480',
+                   '--out-dir', str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.load(open(tmp_path / 'mask_agreement_cpu.json'))
+    assert list(report['sizes']) == ['native', '640x480']
+    for size, part in report['sizes'].items():
+        rows = part['rows']
+        assert [r['photo'] for r in rows] == ['10.jpg', '13.jpg'], size
+        assert part['summary']['photos'] == 2
+        for r in rows:
+            assert 0 <= r['iou'] <= 1 and 0 <= r['equal_pixels'] <= 1
+            # the labels painted at the photo's size: intersection <= union
+            for key in ('truth_old', 'truth_new'):
+                assert 0 <= r[key][0] <= r[key][1] <= r['size'][0] * r[
+                    'size'][1], (size, key)
+            if r['damage_share'] >= 1e-3:
+                assert r['iou_upsampling'] >= 0.99, (size, r)
+    assert report['sizes']['640x480']['rows'][0]['size'] == [480, 640]
+    res = run_tool('benchmarks/mask_agreement.py', str(tmp_path / 'no.pth'),
+                   '--out-dir', str(tmp_path))
+    assert res.returncode == 2 and 'checkpoint not found' in res.stderr
