@@ -227,14 +227,13 @@ def e2e(segmenter, paths, out, batch_size, cores, repeats=1) -> dict:
                 out, f'e2e_{workers}{writers}{lockstep}_{repeat}'),
                 batch_size, workers, writers, lockstep=lockstep)
             alone.append(model_only(segmenter, paths, batch_size, rounds))
-            rate = max(alone[-2:])
+            rate, speed = max(alone[-2:]), run.done / run.seconds
             runs.append(dict(
                 workers=workers, writers=writers, lockstep=lockstep,
-                photos_per_s=round(run.done / run.seconds, 2),
+                photos_per_s=round(speed, 2),
                 model_only=round(rate, 2),
-                ratio=round(run.done / run.seconds / rate, 3),
-                ratio_mean=round(run.done / run.seconds * 2 / sum(
-                    alone[-2:]), 3),
+                ratio=round(speed / rate, 3),
+                ratio_mean=round(speed / statistics.mean(alone[-2:]), 3),
                 model_images_per_s=round(run.done / run.model_seconds, 2),
                 damage_share=round(statistics.mean(
                     r['damage_share'] for r in run.rows

@@ -22,7 +22,6 @@ photos (train and val), at their own size ("native") and scaled to each
 ``WxH`` of ``--sizes`` (JPEG quality 90, as the other benchmarks).
 """
 import argparse
-import os
 import os.path as osp
 import statistics
 import sys
@@ -38,24 +37,14 @@ from benchmarks.report import save_report  # noqa: E402
 
 DEMO = osp.join(REPO, 'data', 'demo', 'car-damage-detector', 'dataset')
 MIN_SHARE = 1e-3
-VAL = set(f for f in os.listdir(osp.join(DEMO, 'val'))
-          if f.lower().endswith('.jpg'))
 
 
 def demo_photos(limit: int = 0) -> list:
-    """The demo's JPEGs, train then val, in name order."""
-    paths = [osp.join(DEMO, split, f) for split in ('train', 'val')
-             for f in sorted(os.listdir(osp.join(DEMO, split)))
-             if f.lower().endswith('.jpg')]
+    """The demo's labelled photos, train then val, in name order."""
+    from cardamage_mmseg.apis.export import photos_in
+    paths = [p for split in ('train', 'val')
+             for p in photos_in(osp.join(DEMO, split))]
     return paths[:limit] if limit else paths
-
-
-def damage_iou(old: np.ndarray, new: np.ndarray) -> float:
-    """|old & new| / |old | new| of the non-background pixels; 1 if both
-    are empty."""
-    a, b = old != 0, new != 0
-    union = np.count_nonzero(a | b)
-    return 1.0 if union == 0 else float(np.count_nonzero(a & b) / union)
 
 
 def demo_truth() -> dict:
@@ -87,9 +76,17 @@ def counts(mask: np.ndarray, label: np.ndarray) -> list:
     return [int(np.count_nonzero(a & b)), int(np.count_nonzero(a | b))]
 
 
-def compare(segmenter, path: str, truth=None) -> dict:
-    """The old and the new mask of one photo, compared (and each with the
-    labels, if ``truth``)."""
+def damage_iou(old: np.ndarray, new: np.ndarray) -> float:
+    """|old & new| / |old | new| of the damage pixels; 1 if both are
+    empty."""
+    inter, union = counts(old, new)
+    return 1.0 if union == 0 else inter / union
+
+
+def compare(segmenter, path: str, source: str, truth=None) -> dict:
+    """The old and the new mask of ``path`` (a copy of the demo photo
+    ``source``, or the photo itself), compared (and each with the labels,
+    if ``truth``)."""
     from cardamage_mmseg.core.image import read_image_rgb
     from cardamage_mmseg.core.result import finish
     args = (segmenter.combine, segmenter.classes,
@@ -109,7 +106,9 @@ def compare(segmenter, path: str, truth=None) -> dict:
         label = truth_mask(truth, *old_in.size)
         labels = dict(truth_old=counts(old.mask, label),
                       truth_new=counts(new.mask, label))
-    return dict(**labels,photo=osp.basename(path), size=list(old_in.size),
+    return dict(**labels, photo=osp.basename(source),
+                split=osp.basename(osp.dirname(source)),
+                size=list(old_in.size),
                 needed=list(segmenter.needed_size(
                     old_in.size[1], old_in.size[0], None)),
                 damage_share=round(share, 5),
@@ -140,9 +139,9 @@ def truth_iou(rows: list) -> dict:
     over the val photos only (sum of intersections / sum of unions, as
     mmseg's IoU)."""
     out = {}
-    for key, names in (('all', None), ('val', VAL)):
+    for key in ('all', 'val'):
         mine = [r for r in rows if 'truth_old' in r and (
-            names is None or r['photo'] in names)]
+            key == 'all' or r['split'] == key)]
         for path in ('old', 'new'):
             inter = sum(r[f'truth_{path}'][0] for r in mine)
             union = sum(r[f'truth_{path}'][1] for r in mine)
@@ -183,10 +182,9 @@ def main(argv=None) -> int:
                         wh, Image.Resampling.BILINEAR).save(path, quality=90)
                     paths.append(path)
             rows = []
-            for i, path in enumerate(paths):
-                rows.append(compare(seg, path, truth.get(
-                    osp.basename(sources[i]))))
-                rows[-1]['photo'] = osp.basename(sources[i])
+            for i, (path, src) in enumerate(zip(paths, sources)):
+                rows.append(compare(seg, path, src,
+                                    truth.get(osp.basename(src))))
                 print(f'[{size} {i + 1}/{len(paths)}]', rows[-1], flush=True)
             report['sizes'][size] = dict(summary=summarise(rows), rows=rows)
             print(size, report['sizes'][size]['summary'], flush=True)
