@@ -1,0 +1,81 @@
+"""SegFormer's head fused per stage for export
+(:mod:`cardamage_mmseg.models.stagewise_fusion`): the same function of the
+same weights as mmseg's forward, bound only inside the block."""
+import pytest
+import torch
+
+import cardamage_mmseg.register  # noqa: F401  (before mmseg's models)
+from cardamage_mmseg.models.stagewise_fusion import stagewise_fusion
+from mmseg.models.decode_heads import SegformerHead  # noqa: E402  isort:skip
+
+
+def _head(in_channels, channels, **kw) -> SegformerHead:
+    torch.manual_seed(0)
+    head = SegformerHead(in_channels=in_channels, in_index=[0, 1, 2, 3],
+                         channels=channels, num_classes=3,
+                         norm_cfg=dict(type='BN'), align_corners=False,
+                         **kw).eval()
+    for m in head.modules():  # BN statistics that are not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+    return head
+
+
+def _features(in_channels, h=40, w=37, batch=2):
+    # odd sizes: the stages do not halve evenly, as in a padded photo
+    return [torch.randn(batch, c, -(-h // 2 ** i), -(-w // 2 ** i))
+            for i, c in enumerate(in_channels)]
+
+
+@pytest.mark.parametrize('in_channels,channels,mode', [
+    ([32, 64, 160, 256], 256, 'bilinear'),    # SegFormer-b0's head
+    ([64, 128, 320, 512], 96, 'bilinear'),    # b3's stages, fewer channels
+    ([16, 16, 16, 16], 32, 'bicubic'),
+])
+def test_stagewise_head_is_the_same_function(in_channels, channels, mode):
+    head = _head(in_channels, channels, interpolate_mode=mode)
+    feats = _features(in_channels)
+    with torch.no_grad():
+        ref = head(feats)
+        with stagewise_fusion(head) as bound:
+            out = head(feats)
+        after = head(feats)
+    assert bound == 1
+    assert out.shape == ref.shape == (2, 3, 40, 37)
+    assert (out - ref).abs().max() < 1e-5 * max(1.0, ref.abs().max())
+    assert torch.equal(after, ref)  # mmseg's forward is back
+    assert 'forward' not in vars(head)
+
+
+def test_stagewise_fusion_leaves_other_heads_alone():
+    class OwnHead(SegformerHead):  # a subclass may compute otherwise
+        pass
+
+    torch.manual_seed(0)
+    own = OwnHead(in_channels=[8, 8, 8, 8], in_index=[0, 1, 2, 3],
+                  channels=8, num_classes=2, norm_cfg=dict(type='BN'))
+    plain = _head([8, 8, 8, 8], 8)
+    model = torch.nn.ModuleList([own, plain])
+    with stagewise_fusion(model) as bound:
+        assert bound == 1
+        assert 'forward' in vars(plain) and 'forward' not in vars(own)
+    assert 'forward' not in vars(plain)
+
+
+def test_stagewise_head_skips_the_full_size_fusion_conv():
+    """The point of the rewrite: the (4C) -> C convolution at the first
+    stage's size does not run (its weights are used per stage)."""
+    head = _head([32, 64, 160, 256], 64)
+    calls = []
+    hook = head.fusion_conv.conv.register_forward_hook(
+        lambda *args: calls.append(1))
+    feats = _features([32, 64, 160, 256])
+    with torch.no_grad():
+        head(feats)
+        with stagewise_fusion(head):
+            head(feats)
+    hook.remove()
+    assert len(calls) == 1  # mmseg's forward only
