@@ -309,3 +309,81 @@ def test_export_also_verifies_a_photo_of_another_size(members, exported,
     with pytest.raises(ConfigError, match='fails on this photo') as info:
         compare(ref, seg, [photo, crop])
     assert crop in str(info.value)
+
+
+def test_shapes_met_twice_get_a_session_of_their_own(exported):
+    """Shape sessions (runtime/shaped_sessions.py): the second input of a
+    shape runs a session specialised to it, with the generic session's
+    outputs; past the limit the least recently used shape is dropped; 0
+    and the user's own session options keep one session."""
+    from cardamage_mmseg.runtime import OnnxSegmenter
+    seg = OnnxSegmenter(exported['b0'], threads=1)
+    sessions = seg.sessions
+    assert sessions.free == {0: 'batch', 2: 'height', 3: 'width'}
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 255, (2, 3, 64, 96)).astype(np.float32)
+    b = rng.uniform(0, 255, (1, 3, 96, 64)).astype(np.float32)
+    c = rng.uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)
+    first = seg._session_run(a)
+    assert sessions.shapes == ()  # met once: the generic session ran
+    second = seg._session_run(a)
+    assert sessions.shapes == (a.shape,)
+    assert sessions.get(a.shape) is not sessions.generic
+    assert np.abs(first - second).max() < 1e-5
+    assert (first.argmax(2) == second.argmax(2)).all()
+    for x in (b, b, c, c):  # a third shape drops the oldest one
+        seg._session_run(x)
+    assert sessions.shapes == (b.shape, c.shape)
+    for kw in (dict(shape_sessions=0),
+               dict(session_options=ort.SessionOptions())):
+        one = OnnxSegmenter(exported['b0'], **kw)
+        for _ in range(3):
+            assert np.abs(one._session_run(a) - first).max() < 1e-5
+        assert one.sessions.shapes == ()
+    from cardamage_mmseg.runtime import ModelFileError
+    with pytest.raises(ModelFileError, match='shape_sessions'):
+        OnnxSegmenter(exported['b0'], shape_sessions=-1)
+
+
+def test_a_shape_session_that_cannot_load_leaves_the_generic_one(
+        exported, tmp_path):
+    from cardamage_mmseg.runtime.shaped_sessions import ShapedSessions
+    generic = ort.InferenceSession(exported['b0'],
+                                   providers=['CPUExecutionProvider'])
+    gone = str(tmp_path / 'moved.onnx')  # the file went away meanwhile
+    sessions = ShapedSessions(gone, generic, ort.SessionOptions,
+                              ['CPUExecutionProvider'], limit=2, after=1)
+    with pytest.warns(UserWarning, match='moved.onnx'):
+        assert sessions.get((1, 3, 64, 64)) is generic
+    assert sessions.limit == 0 and sessions.shapes == ()
+    assert sessions.get((1, 3, 64, 64)) is generic  # no second try
+
+
+def test_many_shapes_stop_making_sessions():
+    """A server's changing batch sizes: sessions are made for at most
+    4 x limit shapes, a dropped shape must be met `after` times again,
+    and every other shape runs the generic session."""
+    from cardamage_mmseg.runtime.shaped_sessions import ShapedSessions
+
+    class Input:
+        shape = ['batch', 3, 'height', 'width']
+
+    class Generic:
+        def get_inputs(self):
+            return [Input()]
+    generic = Generic()
+    sessions = ShapedSessions('m.onnx', generic, None, [], limit=2, after=2)
+    made = []
+    sessions._specialise = lambda shape: made.append(shape) or object()
+    a, b, c = (1, 3, 64, 64), (2, 3, 64, 64), (3, 3, 64, 64)
+    for shape in (a, a, b, b, c):
+        sessions.get(shape)
+    assert made == [a, b] and sessions.shapes == (a, b)
+    assert sessions.get(c) is not generic  # met twice: a is dropped
+    assert sessions.shapes == (b, c)
+    assert sessions.get(a) is generic  # counts from 0 again
+    for batch in range(4, 40):
+        for _ in range(2):
+            sessions.get((batch, 3, 64, 64))
+    assert sessions.made == len(made) == 8 and len(sessions.shapes) == 2
+    assert sessions.get((99, 3, 64, 64)) is generic

@@ -10,7 +10,8 @@
 CONFIG may also be a model exported by tools/export.py (model.onnx, no
 CHECKPOINT): it runs on ONNX Runtime without torch, mmcv or mmseg (a slim
 install has only those), with the same outputs; --threads sets its
-threads.
+threads, --shape-sessions how many input shapes get a session of their
+own (ONNX Runtime folds their shape arithmetic; 0: one session).
 
 INPUT: an image, a folder (searched recursively for jpg/jpeg/png/bmp/webp
 in any case) or a text file with one image path per line (relative paths
@@ -112,6 +113,9 @@ def parse_args(argv=None):
                    'default such a checkpoint stops the run')
     p.add_argument('--threads', type=int, help='an exported model\'s '
                    'ONNX Runtime threads (default: one per core)')
+    p.add_argument('--shape-sessions', type=int, help='an exported '
+                   'model\'s sessions specialised to one input shape each '
+                   '(default 2; 0: one session for every shape)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction or 'store',
                    help='override config settings, key=value (e.g. '
                    'model.members.0.checkpoint=PATH for an ensemble)')
@@ -147,6 +151,10 @@ def parse_args(argv=None):
     elif args.threads:
         p.error('--threads is for an exported model (.onnx); a PyTorch '
                 'model uses OMP_NUM_THREADS')
+    elif args.shape_sessions is not None:
+        p.error('--shape-sessions is for an exported model (.onnx)')
+    if (args.shape_sessions or 0) < 0:
+        p.error('--shape-sessions must be >= 0')
     return args
 
 
@@ -175,7 +183,9 @@ def main(argv=None) -> int:
         segmenter = OnnxSegmenter(
             args.config, device=device, tta=args.tta,
             min_region_fraction=args.min_region,
-            max_pixels=args.max_pixels, threads=args.threads)
+            max_pixels=args.max_pixels, threads=args.threads,
+            **({} if args.shape_sessions is None else dict(
+                shape_sessions=args.shape_sessions)))
     else:
         from cardamage_mmseg.apis import DamageSegmenter
         from cardamage_mmseg.utils.dist import start_shard

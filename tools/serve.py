@@ -6,7 +6,7 @@ page for people.
         [--max-queue 64] [--max-connections 256] [--timeout 30]
         [--max-upload-mb 20] [--max-files 16]
         [--max-pixels 100000000] [--api-key KEY] [--cors-origin URL ...]
-        [--threads N] [--tta] [--min-region 0.0005]
+        [--threads N] [--shape-sessions 0] [--tta] [--min-region 0.0005]
 
 MODEL: a config (a single model, an ensemble config with no CHECKPOINT, a
 distilled student) run by PyTorch, or a model exported by tools/export.py
@@ -65,12 +65,18 @@ def parse_args(argv=None):
                    '(default: none)')
     p.add_argument('--threads', type=int, help='ONNX Runtime threads '
                    '(exported models)')
+    p.add_argument('--shape-sessions', type=int, default=0,
+                   help='sessions specialised to one input shape each '
+                   '(exported models; default 0: one session for every '
+                   'shape, as batch sizes change with the load)')
     p.add_argument('--tta', action='store_true')
     p.add_argument('--min-region', type=float, default=5e-4)
     p.add_argument('--log-level', default='info')
     args = p.parse_args(argv)
     if args.max_batch < 1 or args.max_queue < 1:
         p.error('--max-batch and --max-queue must be >= 1')
+    if args.shape_sessions < 0:
+        p.error('--shape-sessions must be >= 0')
     return args
 
 
@@ -85,7 +91,8 @@ def build(args):
                             tta=args.tta,
                             min_region_fraction=args.min_region,
                             max_pixels=args.max_pixels,
-                            threads=args.threads)
+                            threads=args.threads,
+                            shape_sessions=args.shape_sessions)
         info = dict(backend='onnxruntime', model=osp.basename(args.model),
                     model_sha256=file_sha256(args.model),
                     source=seg.meta.get('source'))

@@ -27,6 +27,7 @@ from ..core.resize import resize_for_model
 from ..core.segmenter import PhotoSegmenter
 from ..core.tiles import MAX_ASPECT, max_aspect_for
 from .metadata import ModelFileError, parse_metadata
+from .shaped_sessions import ShapedSessions
 
 
 def is_onnx_file(path: Any) -> bool:
@@ -119,7 +120,13 @@ class OnnxSegmenter(PhotoSegmenter):
         providers (list, optional): Execution providers, overriding
             ``device`` (e.g. ``['OpenVINOExecutionProvider']``).
         session_options: An ``onnxruntime.SessionOptions`` (``threads``
-            is applied to it).
+            is applied to it; no shape sessions then: options cannot be
+            copied).
+        shape_sessions (int): Sessions specialised to one input shape
+            each, for the shapes met at least twice (ONNX Runtime folds
+            the shape arithmetic; each holds a copy of the weights); 0:
+            one session with free dimensions for every input
+            (:mod:`~.shaped_sessions`).
 
     Options of the PyTorch backend that do not apply to an exported
     model (``cfg_options``, ``amp``, ``compile``, ``channels_last``,
@@ -141,7 +148,8 @@ class OnnxSegmenter(PhotoSegmenter):
                  full_probs: bool = False, max_pixels: int = MAX_PIXELS,
                  threads: Optional[int] = None,
                  providers: Optional[list] = None,
-                 session_options: Any = None) -> None:
+                 session_options: Any = None,
+                 shape_sessions: int = 2) -> None:
         path = os.fspath(model)
         unused = dict(checkpoint=checkpoint, cfg_options=cfg_options,
                       amp=amp, compile=compile or None,
@@ -155,14 +163,24 @@ class OnnxSegmenter(PhotoSegmenter):
                 f'its precision)')
         if not osp.isfile(path):
             raise FileNotFoundError(f'model file {path} not found')
+        if shape_sessions < 0:
+            raise ModelFileError(f'{path}: shape_sessions must be >= 0, '
+                                 f'not {shape_sessions}')
         ort = _ort()
-        options = session_options or ort.SessionOptions()
-        if threads:
+
+        def new_options():
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = int(threads)
+            return options
+        options = session_options or new_options()
+        if session_options is not None and threads:
             options.intra_op_num_threads = int(threads)
         try:
-            self.session = ort.InferenceSession(
-                path, options, providers=providers or providers_for(
-                    device, ort.get_available_providers()))
+            providers = providers or providers_for(
+                device, ort.get_available_providers())
+            self.session = ort.InferenceSession(path, options,
+                                                providers=providers)
         except ModelFileError:
             raise
         except Exception as err:  # onnxruntime's own error types
@@ -195,6 +213,9 @@ class OnnxSegmenter(PhotoSegmenter):
                                  f'outputs {outs}, its metadata names '
                                  f'{inp["name"]!r} and {out["name"]!r}')
         self._input, self._output = inp['name'], out['name']
+        self.sessions = ShapedSessions(
+            path, self.session, new_options, providers,
+            limit=0 if session_options is not None else shape_sessions)
         self._pad_value = np.asarray(inp['pad_value'], np.float32)
         self._divisor = int(inp.get('size_divisor') or 1)
         self._fixed = tuple(inp['fixed_size']) if inp.get('fixed_size') \
@@ -236,7 +257,8 @@ class OnnxSegmenter(PhotoSegmenter):
 
     def _session_run(self, batch: np.ndarray) -> np.ndarray:
         if self._dynamic_batch or len(batch) == 1:
-            return self.session.run([self._output], {self._input: batch})[0]
+            return self.sessions.run([self._output],
+                                     {self._input: batch})[0]
         return np.concatenate([self._session_run(batch[i:i + 1])
                                for i in range(len(batch))])
 
