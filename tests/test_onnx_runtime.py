@@ -359,6 +359,33 @@ def test_a_shape_session_that_cannot_load_leaves_the_generic_one(
     assert sessions.get((1, 3, 64, 64)) is generic  # no second try
 
 
+def test_int8_static_quantises_the_convolutions_only(exported, val_photos,
+                                                     tmp_path):
+    """Static int8 puts convolutions in int8 and leaves the attention's
+    softmax and matrix products in float (quantised, they made the whole
+    file slower: runtime/quantize.py); the file runs in the runtime."""
+    from cardamage_mmseg.runtime import OnnxSegmenter
+    from cardamage_mmseg.runtime.quantize import quantize_int8
+    dst = str(tmp_path / 'b0_int8.onnx')
+    photos = sorted(str(p) for p in val_photos.iterdir())
+    quantize_int8(exported['b0'], dst, 'static', photos)
+    graph = onnx.load(dst).graph
+    int8 = {n.output[0] for n in graph.node
+            if n.op_type == 'DequantizeLinear'}
+    convs = [n for n in graph.node if n.op_type == 'Conv']
+    assert convs and all(n.input[1] in int8 for n in convs)  # weights
+    floats = [n for n in graph.node
+              if n.op_type in ('Softmax', 'MatMul', 'Gemm')]
+    assert floats and not any(set(n.input) & int8 for n in floats)
+    from cardamage_mmseg.apis.export import set_metadata
+    meta = json.loads({p.key: p.value for p in onnx.load(exported['b0'])
+                       .metadata_props}['cardamage_mmseg'])
+    set_metadata(dst, dict(meta, quantization=dict(mode='static')))
+    [result] = OnnxSegmenter(dst)(photos[:1])
+    [fp32] = OnnxSegmenter(exported['b0'])(photos[:1])
+    assert result.mask.shape == fp32.mask.shape
+
+
 def test_many_shapes_stop_making_sessions():
     """A server's changing batch sizes: sessions are made for at most
     4 x limit shapes, a dropped shape must be met `after` times again,

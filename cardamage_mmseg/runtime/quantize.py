@@ -1,10 +1,14 @@
 """int8 models for the CPU: ONNX Runtime's quantisation of an exported
 model (torch-free).
 
-- ``static``: weights and activations in int8 (QDQ format, per-channel
-  weights); activation ranges from calibration photos, fitted to the model
-  input exactly as the runtime does it (:class:`~.onnx_segmenter.
-  OnnxSegmenter`).
+- ``static``: the convolutions' weights and inputs in int8 (QDQ format,
+  per-channel weights); activation ranges from calibration photos, fitted
+  to the model input exactly as the runtime does it (:class:`~.onnx_
+  segmenter.OnnxSegmenter`). Only convolutions (:data:`STATIC_OP_TYPES`):
+  quantising every op also put the attention's softmax and matrix products
+  in int8, and on SegFormer-b0 (2 CPU cores) ``QLinearSoftmax`` alone took
+  a quarter of the run, so the whole file was slower than convolutions
+  alone in int8 (docs/deploy.md).
 - ``dynamic``: int8 weights of MatMul/Gemm, activation ranges found per
   batch at run time: no calibration photos, often the better choice for
   transformers on CPUs.
@@ -20,6 +24,8 @@ from .metadata import ModelFileError
 from .onnx_segmenter import OnnxSegmenter
 
 QUANT_MODES = ('static', 'dynamic')
+#: the op types static quantisation puts in int8 (module docstring)
+STATIC_OP_TYPES = ('Conv',)
 
 
 class _PhotoReader:
@@ -70,6 +76,7 @@ def quantize_int8(src: str, dst: str, mode: str = 'static',
     reader = _PhotoReader(OnnxSegmenter(src), calibration, progress)
     quantize_static(
         src, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True,
+        op_types_to_quantize=list(STATIC_OP_TYPES),
         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
         extra_options=dict(ActivationSymmetric=False,
