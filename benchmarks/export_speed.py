@@ -10,11 +10,13 @@ speed, random weights, inputs 512 x 512 (a demo photo, resized), one
 process, one run per case, the same threads for every stack:
 
 - bare model, images/s: torch fp32 (and for SegFormer with mmseg's own
-  MiT attention too, which our SDPA backbone replaces), torch bf16
+  MiT attention too, which our SDPA backbone replaces, and with the
+  export's per-stage head fusion), torch bf16
   autocast, the study's
   stack (HF transformers SegFormer with bf16 autocast, logits upsampled to
   the input; skipped without transformers), the ONNX Runtime session
-  alone (fp32, int8 dynamic, int8 static);
+  alone (fp32, int8 dynamic, int8 static: the runtime's session for the
+  input's shape; fp32 also with the generic session);
 - through the runtime, photos/s: ``DamageSegmenter(config)`` vs
   ``DamageSegmenter('model.onnx')`` (prepare, model, mask at the photo's
   size, report) on the demo photos at their own size.
@@ -137,14 +139,26 @@ def speed(args, key, folder) -> dict:
         rate['torch fp32 stock MiT'] = batch / timed(
             lambda: stock._run(pieces), args.runs)
         del stock
+    if seg.cfg.model.decode_head.type == 'SegformerHead':
+        # the export's head rewrite, in torch: what of ORT's lead is the
+        # rewrite's (the PyTorch path keeps mmseg's forward)
+        from cardamage_mmseg.models.stagewise_fusion import \
+            stagewise_fusion
+        with stagewise_fusion(seg.model):
+            rate['torch fp32 stagewise head'] = batch / timed(
+                lambda: seg._run(pieces), args.runs)
     bf16 = DamageSegmenter(osp.join(REPO, config), ckpt, amp='bf16')
     rate['torch bf16'] = batch / timed(lambda: bf16._run(pieces), args.runs)
     rate.update(hf_rate(args, hf_arch, batch))
     for kind, path in files.items():
-        onnx_seg = OnnxSegmenter(path, threads=args.threads)
-        x = np.stack([onnx_seg._prepare_piece(rgb, 'x')[0][0]] * batch)
-        rate[f'ORT {kind}'] = batch / timed(
-            lambda: onnx_seg._session_run(x), args.runs)
+        # the runtime's session for this input shape (met twice in the
+        # warm-up); 'generic': the one session with free dimensions
+        for shaped in (2, 0) if kind == 'fp32' else (2,):
+            onnx_seg = OnnxSegmenter(path, threads=args.threads,
+                                     shape_sessions=shaped)
+            x = np.stack([onnx_seg._prepare_piece(rgb, 'x')[0][0]] * batch)
+            rate[f'ORT {kind}' + ('' if shaped else ' generic')] = \
+                batch / timed(lambda: onnx_seg._session_run(x), args.runs)
     row['images_per_s'] = {k: round(v, 2) for k, v in rate.items()}
     base = rate['torch fp32']
     row['vs_torch_fp32'] = {k: round(v / base, 2) for k, v in rate.items()}
