@@ -234,20 +234,13 @@ def agreement(args, folder) -> dict:
 def val_miou(masks, photos) -> float:
     """mIoU (background, damage) x 100 over the val photos, labels drawn
     from the sample's VIA polygons at the photo's size."""
-    from cardamage_mmseg.datasets.converters import load_via_entries
-    from cardamage_mmseg.datasets.converters.common import rasterize
-    folder = osp.join(SAMPLE, 'val')
-    entries, _ = load_via_entries(osp.join(folder, 'via_region_data.json'),
-                                  folder, split='val')
-    labels = {osp.basename(e.image_path): e for e in entries}
+    from benchmarks.mask_agreement import demo_truth, truth_mask
+    truth = demo_truth()
     inter, union = np.zeros(2), np.zeros(2)
     for mask, path in zip(masks, photos):
         if osp.basename(osp.dirname(path)) != 'val':
             continue
-        entry = labels[osp.basename(path)]
-        h, w = mask.shape
-        aw, ah = entry.annotated_size or (w, h)
-        gt = rasterize(entry.polygons, (w, h), (w / aw, h / ah))
+        gt = truth_mask(truth[osp.basename(path)], *mask.shape)
         valid = gt != 255
         for c in (0, 1):
             a, b = (mask == c) & valid, (gt == c) & valid
