@@ -79,3 +79,25 @@ def test_stagewise_head_skips_the_full_size_fusion_conv():
             head(feats)
     hook.remove()
     assert len(calls) == 1  # mmseg's forward only
+
+
+@pytest.mark.parametrize('in_channels,channels', [
+    ([32, 64, 160, 256], 256), ([64, 128, 320, 512], 96)])
+def test_stagewise_hf_head_is_the_same_function(in_channels, channels):
+    """HF's head (the study's models): each stage's linear map and its
+    slice of the fusion fold into one map; stages concatenated in
+    reverse order, as HF does."""
+    from cardamage_mmseg.models.decode_heads import SegformerHFHead
+    torch.manual_seed(0)
+    head = SegformerHFHead(in_channels=in_channels, in_index=[0, 1, 2, 3],
+                           channels=channels, num_classes=2).eval()
+    head.batch_norm.running_mean.normal_()
+    head.batch_norm.running_var.uniform_(0.5, 2.0)
+    feats = _features(in_channels)
+    with torch.no_grad():
+        ref = head(feats)
+        with stagewise_fusion(head) as bound:
+            out = head(feats)
+    assert bound == 1 and 'forward' not in vars(head)
+    assert out.shape == ref.shape == (2, 2, 40, 37)
+    assert (out - ref).abs().max() < 1e-5 * max(1.0, ref.abs().max())

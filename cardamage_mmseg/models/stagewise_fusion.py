@@ -17,10 +17,14 @@ fusion's multiply-adds drop from ``4 C^2 S`` to ``C^2 S (1 + 1/4 + 1/16 +
 1/64)``, 2.9 of SegFormer-b0's 4.3 G per 512 x 512 image at ``C = 256``,
 26 of b3's 39 G at ``C = 768``. The same weights give the same function
 (float rounding aside: the sums run in another order, tested within
-1e-5). :func:`stagewise_fusion` binds this forward, for the duration of
-an export, to every ``SegformerHead`` in a model, as
+1e-5). HF's head (:class:`~.decode_heads.SegformerHFHead`, the study's
+models) has no activation between a stage's linear map ``L_i x + b_i``
+and the fusion, so the two fold into one map per stage:
+``W_i up(L_i x + b_i) = up((W_i L_i) x + W_i b_i)`` (a resize keeps
+constants). :func:`stagewise_fusion` binds these forwards, for the
+duration of an export, to every such head in a model, as
 :mod:`.shape_generic` does for shapes; training and the PyTorch path keep
-mmseg's own forward and its weights.
+the heads' own forwards and weights.
 """
 import contextlib
 import types
@@ -29,6 +33,8 @@ from typing import Iterator, List
 from mmseg.models.decode_heads import SegformerHead
 from mmseg.models.utils import resize
 from torch import Tensor, nn
+
+from .decode_heads.segformer_hf_head import SegformerHFHead
 
 
 def _stagewise_forward(self: SegformerHead, inputs: List[Tensor]) -> Tensor:
@@ -54,6 +60,27 @@ def _stagewise_forward(self: SegformerHead, inputs: List[Tensor]) -> Tensor:
     return self.cls_seg(out)
 
 
+def _stagewise_hf_forward(self: SegformerHFHead,
+                          inputs: List[Tensor]) -> Tensor:
+    """``SegformerHFHead.forward`` with each stage's linear map and its
+    slice of the fusion folded into one map (module docstring); HF
+    concatenates the stages in reverse order."""
+    inputs = self._transform_inputs(inputs)
+    weights = self.linear_fuse.weight.flatten(1).split(self.channels, dim=1)
+    size = inputs[0].shape[2:]
+    out = None
+    for x, stage, weight in zip(inputs, self.linear_c, weights[::-1]):
+        proj = stage.proj
+        part = nn.functional.conv2d(
+            x, (weight @ proj.weight)[:, :, None, None], weight @ proj.bias)
+        if part.shape[2:] != size:
+            part = nn.functional.interpolate(part, size=size,
+                                             mode='bilinear',
+                                             align_corners=False)
+        out = part if out is None else out + part
+    return self.cls_seg(self.activation(self.batch_norm(out)))
+
+
 def _applies(head: SegformerHead) -> bool:
     """The fusion is the plain 1x1 conv (+ norm + act) this rewrite
     assumes (mmseg's default ``ConvModule`` order, no padding, groups or
@@ -70,14 +97,17 @@ def _applies(head: SegformerHead) -> bool:
 
 @contextlib.contextmanager
 def stagewise_fusion(model: nn.Module) -> Iterator[int]:
-    """Within the block, every ``SegformerHead`` in ``model`` (and not a
-    subclass, whose forward may differ) fuses per stage (module
-    docstring); yields how many were bound. Their own forwards come back
-    afterwards."""
+    """Within the block, every ``SegformerHead`` and ``SegformerHFHead``
+    in ``model`` (and not a subclass, whose forward may differ) fuses per
+    stage (module docstring); yields how many were bound. Their own
+    forwards come back afterwards."""
     bound = [m for m in model.modules()
-             if type(m) is SegformerHead and _applies(m)]
+             if type(m) is SegformerHead and _applies(m)
+             or type(m) is SegformerHFHead]
     for head in bound:
-        head.forward = types.MethodType(_stagewise_forward, head)
+        forward = (_stagewise_hf_forward if type(head) is SegformerHFHead
+                   else _stagewise_forward)
+        head.forward = types.MethodType(forward, head)
     try:
         yield len(bound)
     finally:
