@@ -2,7 +2,8 @@
 the CPU: speed of exported models (ONNX Runtime fp32, int8) and what int8
 costs in agreement.
 
-    python benchmarks/export_speed.py [--models b0 b3 mvit] [--runs 10]
+    python benchmarks/export_speed.py [--models b0 b3 mvit hf-b0 hf-b3]
+        [--runs 10]
         [--agreement-checkpoint work_dirs/segformer_b0_cardamage_demo/...]
         [--threads N]
 
@@ -51,6 +52,9 @@ MODELS = {
     'b0': ('configs/segformer_b0_cardamage.py', 2, 'b0'),
     'b3': ('configs/segformer_b3_cardamage.py', 1, 'b3'),
     'mvit': ('configs/deeplabv3_mobilevit-s_cardamage.py', 1, None),
+    # HF's head, the study's exact model (HF checkpoints convert to it)
+    'hf-b0': ('configs/segformer_hf_b0_cardamage.py', 2, 'b0'),
+    'hf-b3': ('configs/segformer_hf_b3_cardamage.py', 1, 'b3'),
 }
 
 
@@ -139,7 +143,7 @@ def speed(args, key, folder) -> dict:
         rate['torch fp32 stock MiT'] = batch / timed(
             lambda: stock._run(pieces), args.runs)
         del stock
-    if seg.cfg.model.decode_head.type == 'SegformerHead':
+    if seg.cfg.model.decode_head.type in ('SegformerHead', 'SegformerHFHead'):
         # the export's head rewrite, in torch: what of ORT's lead is the
         # rewrite's (the PyTorch path keeps mmseg's forward)
         from cardamage_mmseg.models.stagewise_fusion import \
