@@ -30,15 +30,15 @@ batch and size. Upstream weights
 and module types stay as they are. MMDeploy rewrites the same functions
 for its backends.
 """
-import contextlib
-import types
-from typing import Iterator, Union
+from typing import ContextManager, Union
 
 import torch
 import torch.nn.functional as F
 from mmseg.models.backbones.swin import ShiftWindowMSA
 from mmseg.models.utils.embed import AdaptivePadding
 from torch import Tensor, nn
+
+from .bound_forwards import ForwardTable, bind_forwards
 
 
 def _pad_amount(n, k: int, s: int, d: int):
@@ -153,26 +153,15 @@ def _has_fixed_output(module: nn.Module) -> bool:
 
 
 #: module type -> its shape-generic forward, and which of them to bind
-FORWARDS = {
+FORWARDS: ForwardTable = {
     AdaptivePadding: (_adaptive_padding_forward, None),
     ShiftWindowMSA: (_shift_window_forward, None),
     nn.AdaptiveAvgPool2d: (_adaptive_avg_pool_forward, _has_fixed_output),
 }
 
 
-@contextlib.contextmanager
-def shape_generic(model: nn.Module) -> Iterator[int]:
+def shape_generic(model: nn.Module) -> ContextManager[int]:
     """Within the block, ``model``'s modules listed in :data:`FORWARDS`
     run their shape-generic forward (see the module docstring); yields how
     many were bound. The modules' own forwards come back afterwards."""
-    bound = []
-    for module in model.modules():
-        forward, applies = FORWARDS.get(type(module), (None, None))
-        if forward is not None and (applies is None or applies(module)):
-            module.forward = types.MethodType(forward, module)
-            bound.append(module)
-    try:
-        yield len(bound)
-    finally:
-        for module in bound:
-            del module.forward
+    return bind_forwards(model, FORWARDS)

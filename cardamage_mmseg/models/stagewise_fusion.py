@@ -26,14 +26,13 @@ duration of an export, to every such head in a model, as
 :mod:`.shape_generic` does for shapes; training and the PyTorch path keep
 the heads' own forwards and weights.
 """
-import contextlib
-import types
-from typing import Iterator, List
+from typing import ContextManager, List
 
 from mmseg.models.decode_heads import SegformerHead
 from mmseg.models.utils import resize
 from torch import Tensor, nn
 
+from .bound_forwards import ForwardTable, bind_forwards
 from .decode_heads.segformer_hf_head import SegformerHFHead
 
 
@@ -95,21 +94,16 @@ def _applies(head: SegformerHead) -> bool:
             and conv.in_channels == head.channels * len(head.convs))
 
 
-@contextlib.contextmanager
-def stagewise_fusion(model: nn.Module) -> Iterator[int]:
+#: head type -> its per-stage forward, and which heads of it qualify
+FORWARDS: ForwardTable = {
+    SegformerHead: (_stagewise_forward, _applies),
+    SegformerHFHead: (_stagewise_hf_forward, None),
+}
+
+
+def stagewise_fusion(model: nn.Module) -> ContextManager[int]:
     """Within the block, every ``SegformerHead`` and ``SegformerHFHead``
     in ``model`` (and not a subclass, whose forward may differ) fuses per
     stage (module docstring); yields how many were bound. Their own
     forwards come back afterwards."""
-    bound = [m for m in model.modules()
-             if type(m) is SegformerHead and _applies(m)
-             or type(m) is SegformerHFHead]
-    for head in bound:
-        forward = (_stagewise_hf_forward if type(head) is SegformerHFHead
-                   else _stagewise_forward)
-        head.forward = types.MethodType(forward, head)
-    try:
-        yield len(bound)
-    finally:
-        for head in bound:
-            del head.forward
+    return bind_forwards(model, FORWARDS)

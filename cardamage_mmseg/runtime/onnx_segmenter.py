@@ -168,14 +168,11 @@ class OnnxSegmenter(PhotoSegmenter):
                                  f'not {shape_sessions}')
         ort = _ort()
 
-        def new_options():
-            options = ort.SessionOptions()
+        def with_threads(options):
             if threads:
                 options.intra_op_num_threads = int(threads)
             return options
-        options = session_options or new_options()
-        if session_options is not None and threads:
-            options.intra_op_num_threads = int(threads)
+        options = with_threads(session_options or ort.SessionOptions())
         try:
             providers = providers or providers_for(
                 device, ort.get_available_providers())
@@ -214,7 +211,8 @@ class OnnxSegmenter(PhotoSegmenter):
                                  f'{inp["name"]!r} and {out["name"]!r}')
         self._input, self._output = inp['name'], out['name']
         self.sessions = ShapedSessions(
-            path, self.session, new_options, providers,
+            path, self.session, lambda: with_threads(ort.SessionOptions()),
+            providers,
             limit=0 if session_options is not None else shape_sessions)
         self._pad_value = np.asarray(inp['pad_value'], np.float32)
         self._divisor = int(inp.get('size_divisor') or 1)

@@ -64,16 +64,16 @@ class ShapedSessions:
         self.after = after
         self._new_options = new_options
         self._providers = list(providers)
-        [inp] = generic.get_inputs()[:1]
         #: axis -> the name of its free dimension
         self.free: Dict[int, str] = {
-            axis: dim for axis, dim in enumerate(inp.shape)
+            axis: dim for axis, dim in enumerate(generic.get_inputs()[0].shape)
             if isinstance(dim, str)}
         self._sessions: 'collections.OrderedDict[Tuple[int, ...], Any]' = \
             collections.OrderedDict()
         self._uses: Dict[Tuple[int, ...], int] = {}
         #: specialised sessions made so far (at most 4 * limit)
         self.made = 0
+        self._shrink: Any = None  # the generic session's run options
         self._lock = threading.Lock()
 
     @property
@@ -115,13 +115,15 @@ class ShapedSessions:
             return session.run(outputs, feeds, self._shrink_options())
         return session.run(outputs, feeds)
 
-    @staticmethod
-    def _shrink_options() -> Any:
-        import onnxruntime as ort
-        options = ort.RunOptions()
-        options.add_run_config_entry(
-            'memory.enable_memory_arena_shrinkage', 'cpu:0')
-        return options
+    def _shrink_options(self) -> Any:
+        """Run options that hand the arena back after the run (made
+        once)."""
+        if self._shrink is None:
+            import onnxruntime as ort
+            self._shrink = ort.RunOptions()
+            self._shrink.add_run_config_entry(
+                'memory.enable_memory_arena_shrinkage', 'cpu:0')
+        return self._shrink
 
     def _specialise(self, shape: Tuple[int, ...]) -> Any:
         import onnxruntime as ort
