@@ -84,6 +84,28 @@ def test_export_wrote_the_metadata_a_runtime_needs(exported, members):
         isinstance(dims[3], str) and dims[1] == 3
 
 
+def test_gelu_exports_as_one_node(exported):
+    """At opset 18 each GELU was five nodes around an Erf, a pattern
+    onnxruntime 1.32 does not fuse (docs/deploy.md)."""
+    graph = onnx.load(exported['b0']).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count('Gelu') == 8  # MiT-b0: 2 + 2 + 2 + 2 blocks
+    assert 'Erf' not in ops
+
+
+@pytest.mark.parametrize('classes', [2, 3])
+def test_log_softmax_of_the_graph_is_log_softmax(classes):
+    import torch
+    from cardamage_mmseg.apis.export import log_softmax_classes
+    logits = torch.randn(2, classes, 5, 7, dtype=torch.float64) * 30
+    logits[0, 0, 0, 0], logits[0, -1, 0, 0] = 80.0, -80.0
+    expected = torch.log_softmax(logits, 1)
+    assert torch.allclose(log_softmax_classes(logits), expected,
+                          atol=1e-12, rtol=0)
+    assert torch.allclose(log_softmax_classes(logits.float()),
+                          expected.float(), atol=1e-5, rtol=0)
+
+
 def test_flip_tta_matches_the_pytorch_tta(members, exported, val_photos):
     from cardamage_mmseg.runtime import OnnxSegmenter
     photo = str(val_photos / '4.jpg')
@@ -183,7 +205,6 @@ def test_bad_model_files_are_refused_naming_the_file(exported, tmp_path,
 
 def test_export_never_overwrites_and_explains_what_cannot_export(
         members, export_tool, exported, tmp_path, capsys):
-    from conftest import write_ensemble_config
     cfg, ckpt = members['b0']
     before = open(exported['b0'], 'rb').read()
     assert run(export_tool.main, [cfg, ckpt, '--out', exported['b0']]) == 2
