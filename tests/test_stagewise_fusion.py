@@ -101,3 +101,47 @@ def test_stagewise_hf_head_is_the_same_function(in_channels, channels):
     assert bound == 1 and 'forward' not in vars(head)
     assert out.shape == ref.shape == (2, 2, 40, 37)
     assert (out - ref).abs().max() < 1e-5 * max(1.0, ref.abs().max())
+
+
+def _norm_calls(norm):
+    calls = []
+    return calls, norm.register_forward_hook(lambda *args: calls.append(1))
+
+
+@pytest.mark.parametrize('hf', [False, True])
+def test_eval_batch_norm_folds_into_the_stage_maps(hf):
+    """In eval mode the BN after the fusion is affine and folds into the
+    per-stage maps (it does not run); in training mode it normalises with
+    the batch's statistics and runs as before."""
+    from cardamage_mmseg.models.decode_heads import SegformerHFHead
+    in_channels = [32, 64, 160, 256]
+    if hf:
+        torch.manual_seed(0)
+        head = SegformerHFHead(in_channels=in_channels,
+                               in_index=[0, 1, 2, 3], channels=64,
+                               num_classes=2).eval()
+        norm = head.batch_norm
+        norm.running_mean.normal_()
+        norm.running_var.uniform_(0.5, 2.0)
+        norm.weight.data.normal_()
+    else:
+        head = _head(in_channels, 64)
+        norm = head.fusion_conv.norm
+    feats = _features(in_channels)
+    calls, hook = _norm_calls(norm)
+    with torch.no_grad():
+        ref = head(feats)
+        with stagewise_fusion(head):
+            out = head(feats)
+        assert len(calls) == 1  # the reference's only
+        assert (out - ref).abs().max() < 1e-5 * max(1.0, ref.abs().max())
+        head.train()
+        for m in head.modules():  # batch statistics, without dropout
+            if isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)):
+                m.eval()
+        ref = head(feats)
+        with stagewise_fusion(head):
+            out = head(feats)
+    hook.remove()
+    assert len(calls) == 3
+    assert (out - ref).abs().max() < 1e-4 * max(1.0, ref.abs().max())
