@@ -8,7 +8,10 @@ costs in agreement.
         [--threads N]
 
 speed, random weights, inputs 512 x 512 (a demo photo, resized), one
-process, one run per case, the same threads for every stack:
+process, the same threads for every stack, every case of a table timed in
+turns (one call of each per round, medians): this machine's speed drifts
+by 20-30% within minutes, and timing one case after another put the drift
+into the ratios:
 
 - bare model, images/s: torch fp32 (and for SegFormer with mmseg's own
   MiT attention too, which our SDPA backbone replaces, and with the
@@ -29,6 +32,7 @@ main figure). Cold start of the slim runtime: import + session creation in
 a fresh interpreter.
 """
 import argparse
+import contextlib
 import glob
 import os
 import os.path as osp
@@ -37,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
+from typing import Callable, Dict, List
 
 import numpy as np
 from PIL import Image
@@ -58,16 +64,21 @@ MODELS = {
 }
 
 
-def timed(fn, runs: int, warmup: int = 2) -> float:
-    """Median seconds of ``fn()`` over ``runs`` calls after ``warmup``."""
-    for _ in range(warmup):
-        fn()
-    times = []
+def interleaved(fns: Dict[str, Callable[[], object]], runs: int,
+                warmup: int = 2) -> Dict[str, float]:
+    """Median seconds of each ``fns[k]()`` over ``runs`` rounds after
+    ``warmup`` calls each; a round calls every ``fn`` once, in turn, so a
+    drift of the machine's speed reaches all cases alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: Dict[str, List[float]] = {k: [] for k in fns}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def all_photos():
@@ -95,9 +106,10 @@ def export_all(seg, config, ckpt, folder, sample, calib):
     return files
 
 
-def hf_rate(args, hf_arch, batch) -> dict:
+def hf_call(args, hf_arch, batch) -> Dict[str, Callable[[], object]]:
     """The study's stack: HF transformers SegFormer, bf16 autocast, logits
-    upsampled to the input (images/s), if transformers is installed."""
+    upsampled to the input (one call of ``batch`` images), if transformers
+    is installed."""
     import torch
     import torch.nn.functional as F
     if not hf_arch:
@@ -115,16 +127,18 @@ def hf_rate(args, hf_arch, batch) -> dict:
         with torch.no_grad(), torch.autocast('cpu', torch.bfloat16):
             F.interpolate(forward(x), size=x.shape[2:], mode='bilinear',
                           align_corners=False)
-    return {'HF transformers bf16 (study)': batch / timed(hf, args.runs)}
+    return {'HF transformers bf16 (study)': hf}
 
 
 def speed(args, key, folder) -> dict:
     from cardamage_mmseg.apis import DamageSegmenter
+    from cardamage_mmseg.models.stagewise_fusion import stagewise_fusion
     from cardamage_mmseg.runtime import OnnxSegmenter
     config, batch, hf_arch = MODELS[key]
     if args.hf_only:
-        return dict(model=key, batch=batch,
-                    images_per_s=dict(hf_rate(args, hf_arch, batch)))
+        secs = interleaved(hf_call(args, hf_arch, batch), args.runs)
+        return dict(model=key, batch=batch, images_per_s={
+            k: round(batch / v, 2) for k, v in secs.items()})
     [ckpt] = random_checkpoints(folder, [config])
     seg = DamageSegmenter(osp.join(REPO, config), ckpt)
     rgb = square_photo(args.size)
@@ -134,35 +148,37 @@ def speed(args, key, folder) -> dict:
     row = dict(model=key, config=config, batch=batch,
                export_and_quantize_s=round(time.perf_counter() - t0, 1))
     pieces = [seg.prepare(rgb, 'x').pieces[0]] * batch
-    rate = {}
-    rate['torch fp32'] = batch / timed(lambda: seg._run(pieces), args.runs)
-    if seg.cfg.model.backbone.type == 'MixVisionTransformerSDPA':
-        # the issue's probe timed mmseg's own MiT (the same weights)
-        stock = DamageSegmenter(osp.join(REPO, config), ckpt, cfg_options={
-            'model.backbone.type': 'MixVisionTransformer'})
-        rate['torch fp32 stock MiT'] = batch / timed(
-            lambda: stock._run(pieces), args.runs)
-        del stock
-    if seg.cfg.model.decode_head.type in ('SegformerHead', 'SegformerHFHead'):
-        # the export's head rewrite, in torch: what of ORT's lead is the
-        # rewrite's (the PyTorch path keeps mmseg's forward)
-        from cardamage_mmseg.models.stagewise_fusion import \
-            stagewise_fusion
-        with stagewise_fusion(seg.model):
-            rate['torch fp32 stagewise head'] = batch / timed(
-                lambda: seg._run(pieces), args.runs)
-    bf16 = DamageSegmenter(osp.join(REPO, config), ckpt, amp='bf16')
-    rate['torch bf16'] = batch / timed(lambda: bf16._run(pieces), args.runs)
-    rate.update(hf_rate(args, hf_arch, batch))
-    for kind, path in files.items():
-        # the runtime's session for this input shape (met twice in the
-        # warm-up); 'generic': the one session with free dimensions
-        for shaped in (2, 0) if kind == 'fp32' else (2,):
-            onnx_seg = OnnxSegmenter(path, threads=args.threads,
-                                     shape_sessions=shaped)
-            x = np.stack([onnx_seg._prepare_piece(rgb, 'x')[0][0]] * batch)
-            rate[f'ORT {kind}' + ('' if shaped else ' generic')] = \
-                batch / timed(lambda: onnx_seg._session_run(x), args.runs)
+    calls = {'torch fp32': partial(seg._run, pieces)}
+    with contextlib.ExitStack() as stack:
+        if seg.cfg.model.backbone.type == 'MixVisionTransformerSDPA':
+            # the issue's probe timed mmseg's own MiT (the same weights)
+            stock = DamageSegmenter(osp.join(REPO, config), ckpt,
+                                    cfg_options={'model.backbone.type':
+                                                 'MixVisionTransformer'})
+            calls['torch fp32 stock MiT'] = partial(stock._run, pieces)
+        if seg.cfg.model.decode_head.type in ('SegformerHead',
+                                              'SegformerHFHead'):
+            # the export's head rewrite, in torch: what of ORT's lead is
+            # the rewrite's (the PyTorch path keeps mmseg's forward)
+            staged = DamageSegmenter(osp.join(REPO, config), ckpt)
+            stack.enter_context(stagewise_fusion(staged.model))
+            calls['torch fp32 stagewise head'] = partial(staged._run, pieces)
+        bf16 = DamageSegmenter(osp.join(REPO, config), ckpt, amp='bf16')
+        calls['torch bf16'] = partial(bf16._run, pieces)
+        calls.update(hf_call(args, hf_arch, batch))
+        for kind, path in files.items():
+            # the runtime's session for this input shape (met twice in the
+            # warm-up); 'generic': the one session with free dimensions
+            for shaped in (2, 0) if kind == 'fp32' else (2,):
+                onnx_seg = OnnxSegmenter(path, threads=args.threads,
+                                         shape_sessions=shaped)
+                x = np.stack([onnx_seg._prepare_piece(rgb, 'x')[0][0]]
+                             * batch)
+                calls[f'ORT {kind}' + ('' if shaped else ' generic')] = \
+                    partial(onnx_seg._session_run, x)
+        rate = {k: batch / v
+                for k, v in interleaved(calls, args.runs).items()}
+    del calls
     row['images_per_s'] = {k: round(v, 2) for k, v in rate.items()}
     base = rate['torch fp32']
     row['vs_torch_fp32'] = {k: round(v / base, 2) for k, v in rate.items()}
@@ -178,14 +194,15 @@ def speed(args, key, folder) -> dict:
     names = [f'p{i}' for i in range(len(photos))]
 
     def through(s):
-        def go():
-            for i in range(0, len(photos), batch):
-                s.predict_arrays(photos[i:i + batch], names[i:i + batch])
-        return len(photos) / timed(go, max(2, args.runs // 3), 1)
-    runtime = dict(torch_fp32=through(seg))
+        for i in range(0, len(photos), batch):
+            s.predict_arrays(photos[i:i + batch], names[i:i + batch])
+    runners = dict(torch_fp32=seg)
     for kind in ('fp32', 'int8 dynamic', 'int8 static'):
-        runtime[f'onnx {kind}'] = through(OnnxSegmenter(
-            files[kind], threads=args.threads))
+        runners[f'onnx {kind}'] = OnnxSegmenter(files[kind],
+                                                threads=args.threads)
+    secs = interleaved({k: partial(through, s) for k, s in runners.items()},
+                       max(2, args.runs // 3), 1)
+    runtime = {k: len(photos) / v for k, v in secs.items()}
     row['runtime_photos_per_s'] = {k: round(v, 2) for k, v in
                                    runtime.items()}
     row['runtime_vs_torch_fp32'] = {
