@@ -24,6 +24,25 @@ def _head(in_channels, channels, **kw) -> SegformerHead:
     return head
 
 
+def _hf_head(in_channels, channels):
+    """HF's head (the study's models) with BN statistics and scale that
+    are not the identity."""
+    from cardamage_mmseg.models.decode_heads import SegformerHFHead
+    torch.manual_seed(0)
+    head = SegformerHFHead(in_channels=in_channels, in_index=[0, 1, 2, 3],
+                           channels=channels, num_classes=2).eval()
+    head.batch_norm.running_mean.normal_()
+    head.batch_norm.running_var.uniform_(0.5, 2.0)
+    head.batch_norm.weight.data.normal_()
+    return head
+
+
+def _calls(module):
+    """A list that grows by one per forward of ``module``, and the hook."""
+    calls = []
+    return calls, module.register_forward_hook(lambda *args: calls.append(1))
+
+
 def _features(in_channels, h=40, w=37, batch=2):
     # odd sizes: the stages do not halve evenly, as in a padded photo
     return [torch.randn(batch, c, -(-h // 2 ** i), -(-w // 2 ** i))
@@ -69,9 +88,7 @@ def test_stagewise_head_skips_the_full_size_fusion_conv():
     """The point of the rewrite: the (4C) -> C convolution at the first
     stage's size does not run (its weights are used per stage)."""
     head = _head([32, 64, 160, 256], 64)
-    calls = []
-    hook = head.fusion_conv.conv.register_forward_hook(
-        lambda *args: calls.append(1))
+    calls, hook = _calls(head.fusion_conv.conv)
     feats = _features([32, 64, 160, 256])
     with torch.no_grad():
         head(feats)
@@ -87,12 +104,7 @@ def test_stagewise_hf_head_is_the_same_function(in_channels, channels):
     """HF's head (the study's models): each stage's linear map and its
     slice of the fusion fold into one map; stages concatenated in
     reverse order, as HF does."""
-    from cardamage_mmseg.models.decode_heads import SegformerHFHead
-    torch.manual_seed(0)
-    head = SegformerHFHead(in_channels=in_channels, in_index=[0, 1, 2, 3],
-                           channels=channels, num_classes=2).eval()
-    head.batch_norm.running_mean.normal_()
-    head.batch_norm.running_var.uniform_(0.5, 2.0)
+    head = _hf_head(in_channels, channels)
     feats = _features(in_channels)
     with torch.no_grad():
         ref = head(feats)
@@ -103,32 +115,20 @@ def test_stagewise_hf_head_is_the_same_function(in_channels, channels):
     assert (out - ref).abs().max() < 1e-5 * max(1.0, ref.abs().max())
 
 
-def _norm_calls(norm):
-    calls = []
-    return calls, norm.register_forward_hook(lambda *args: calls.append(1))
-
-
 @pytest.mark.parametrize('hf', [False, True])
 def test_eval_batch_norm_folds_into_the_stage_maps(hf):
     """In eval mode the BN after the fusion is affine and folds into the
     per-stage maps (it does not run); in training mode it normalises with
     the batch's statistics and runs as before."""
-    from cardamage_mmseg.models.decode_heads import SegformerHFHead
     in_channels = [32, 64, 160, 256]
     if hf:
-        torch.manual_seed(0)
-        head = SegformerHFHead(in_channels=in_channels,
-                               in_index=[0, 1, 2, 3], channels=64,
-                               num_classes=2).eval()
+        head = _hf_head(in_channels, 64)
         norm = head.batch_norm
-        norm.running_mean.normal_()
-        norm.running_var.uniform_(0.5, 2.0)
-        norm.weight.data.normal_()
     else:
         head = _head(in_channels, 64)
         norm = head.fusion_conv.norm
     feats = _features(in_channels)
-    calls, hook = _norm_calls(norm)
+    calls, hook = _calls(norm)
     with torch.no_grad():
         ref = head(feats)
         with stagewise_fusion(head):
