@@ -19,7 +19,8 @@
 #             each validated
 #   infer     infer_pipeline.py on 12 MP photos: model-only vs end-to-end
 #             tools/infer.py pipeline (issue #16's >= 0.9x), per worker and
-#             writer setting, with the machine's core count
+#             writer setting, with the machine's core count; the null model
+#             in 1, 2, 4, .. independent processes (N processes ~ N x?)
 # Knobs: PYTHON, OUT, WHL, DEVICE (cuda), SIZE (512), STEPS (20), ITERS (300)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -122,7 +123,7 @@ fi
 if want infer; then
     echo "== 12 MP inference pipeline vs model alone ($(nproc) cores)"
     "$PY" benchmarks/infer_pipeline.py --device "$DEVICE" --photos 64 \
-        --batch-size 16 --what e2e components --out-dir "$OUT" \
+        --batch-size 16 --what e2e components scaling --out-dir "$OUT" \
         2>&1 | grep -v "mmengine - INFO" | tee "$OUT/infer_pipeline.log" \
         || status=1
 fi

@@ -15,6 +15,12 @@
   instead of the null map (the model's time is not counted).
 - pipeline: photos/s of ``segment_files`` with the null model for a few
   worker/writer settings (how the CPU work scales with processes).
+- scaling: the machine's own ceiling next to the pipeline's: wall ms per
+  photo of the null model in one process and in lockstep (one thread per
+  core), and in 1, 2, 4, .., cores fully independent processes (fresh
+  interpreters, each a shard of the photos as ``tools/dist_infer.sh``
+  gives it, warmed up on a photo and started together): what N processes
+  can give on this machine at best, with nothing shared.
 - e2e: SegFormer-b0 (random weights): model-only images/s at the batch
   size (the prepared inputs fed to the model again and again) and
   ``segment_files`` photos/s on the same photos: in one process, with a
@@ -29,6 +35,7 @@
 Photos: the bundled demo photos scaled up to ``--size`` (JPEG quality 90).
 """
 import argparse
+import multiprocessing
 import os
 import os.path as osp
 import statistics
@@ -256,6 +263,88 @@ def e2e(segmenter, paths, out, batch_size, cores, repeats=1) -> dict:
                 runs=runs, summary=summary)
 
 
+def _shard_process(config: str, checkpoint: str, items: list, out: str,
+                   batch_size: int, barrier, ends) -> None:
+    """One independent process of :func:`scaling`: the null model over
+    ``items``, after a warm-up photo and ``barrier``; puts (photos done,
+    end time) on ``ends``."""
+    from cardamage_mmseg.apis import DamageSegmenter, segment_files
+    seg = DamageSegmenter(config, checkpoint)
+    make_null(seg)
+    segment_files(seg, items[:1], out + '_warm', 1, 0, 0, lockstep=0)
+    barrier.wait()
+    run = segment_files(seg, items, out, batch_size, 0, 0, lockstep=0)
+    ends.put((run.done, time.time()))
+
+
+def independent(config, checkpoint, items, out, count,
+                batch_size) -> float:
+    """Wall seconds of ``count`` independent processes (spawned, so each
+    is a fresh interpreter) over disjoint shards of ``items``, from their
+    common start to the last one's end."""
+    ctx = multiprocessing.get_context('spawn')
+    barrier, ends = ctx.Barrier(count + 1), ctx.Queue()
+    procs = [ctx.Process(target=_shard_process, args=(
+        config, checkpoint, items[i::count], f'{out}_{i}', batch_size,
+        barrier, ends))
+        for i in range(count)]
+    for proc in procs:
+        proc.start()
+    barrier.wait(timeout=600)
+    start = time.time()
+    results = [ends.get(timeout=3600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    if sum(done for done, _ in results) != len(items):
+        raise RuntimeError(f'independent processes: {results} photos done '
+                           f'of {len(items)}')
+    return max(end for _, end in results) - start
+
+
+def scaling(segmenter, config, checkpoint, paths, out, cores, batch_size,
+            repeats=1) -> dict:
+    """Null model, wall ms per photo: one process, lockstep ``cores``, and
+    1, 2, 4, .., ``cores`` independent processes (:func:`independent`);
+    settings in turn, each repeat starting one later. Speed-ups:
+    ``lockstep`` against one process, ``N independent`` against 1, each
+    per repeat, then the median."""
+    from cardamage_mmseg.apis import segment_files
+    items = [(q, osp.splitext(osp.basename(q))[0]) for q in paths]
+    counts = sorted({min(2 ** k, cores) for k in range(cores.bit_length())}
+                    | {cores})
+    settings = ['one process', f'lockstep {cores}'] + [
+        f'{n} independent' for n in counts]
+    segment_files(segmenter, items[:1], osp.join(out, 'warm'), 1, 0, 0,
+                  lockstep=0)
+    ms: dict = {k: [] for k in settings}
+    for repeat in range(repeats):
+        shift = repeat % len(settings)
+        for k in settings[shift:] + settings[:shift]:
+            where = osp.join(out, f'{k.replace(" ", "_")}_{repeat}')
+            if k.endswith('independent'):
+                secs = independent(config, checkpoint, items, where,
+                                   int(k.split()[0]), batch_size)
+            else:
+                start = time.perf_counter()
+                segment_files(segmenter, items, where, batch_size, 0, 0,
+                              lockstep=0 if k == 'one process' else cores)
+                secs = time.perf_counter() - start
+            ms[k].append(1000 * secs / len(items))
+            print(f'scaling {k}: {ms[k][-1]:.1f} ms per photo', flush=True)
+    speedups = {f'lockstep {cores} vs one process': [
+        a / b for a, b in zip(ms['one process'], ms[f'lockstep {cores}'])]}
+    for n in counts[1:]:
+        speedups[f'{n} independent vs 1'] = [
+            a / b for a, b in zip(ms['1 independent'], ms[f'{n} independent'])]
+    return dict(
+        ms_per_photo={k: [round(v, 1) for v in vs] for k, vs in ms.items()},
+        median_ms_per_photo={k: round(statistics.median(vs), 1)
+                             for k, vs in ms.items()},
+        speedup={k: round(statistics.median(vs), 2)
+                 for k, vs in speedups.items()},
+        speedups={k: [round(v, 2) for v in vs] for k, vs in speedups.items()})
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--photos', type=int, default=16)
@@ -266,10 +355,10 @@ def main(argv=None) -> int:
     p.add_argument('--what', nargs='+', default=['components', 'pipeline',
                                                   'e2e', 'model-components'],
                    choices=['components', 'pipeline', 'e2e',
-                            'model-components'])
+                            'model-components', 'scaling'])
     p.add_argument('--repeats', type=int, default=1,
-                   help='e2e: run the settings this many times in turn '
-                   '(median ratio)')
+                   help='e2e, scaling: run the settings this many times in '
+                   'turn (median)')
     p.add_argument('--damage-share', type=float, default=0.1)
     p.add_argument('--out-dir', default='work_dirs/benchmarks')
     args = p.parse_args(argv)
@@ -313,6 +402,12 @@ def main(argv=None) -> int:
                 [(2, 2, 0)] if cores >= 4 else []) + [(0, 0, cores)]
             report['null_pipeline'] = pipeline(
                 seg, paths, osp.join(tmp, 'p'), settings, args.batch_size)
+        if 'scaling' in args.what:
+            report['scaling'] = scaling(
+                seg, osp.join(REPO, args.config), ckpt, paths,
+                osp.join(tmp, 's'), cores, args.batch_size, args.repeats)
+            print('scaling', report['scaling']['median_ms_per_photo'],
+                  report['scaling']['speedup'], flush=True)
     save_report(report, args.out_dir, 'infer_pipeline', args.device)
     return 0
 

@@ -1,6 +1,7 @@
 """The benchmark scripts run and report sane rows (tiny sizes: no timing
 is asserted, only what the rows say about the switched paths' outputs)."""
 import json
+import os
 
 import pytest
 
@@ -81,6 +82,28 @@ def test_infer_pipeline_benchmark_rows(tmp_path):
     assert len(null) >= 3 and not any(r['failed'] for r in null)
     assert null[-1]['lockstep'] == report['cores']
 
+
+
+@pytest.mark.slow  # about a minute: 3 fresh interpreters build the model
+def test_infer_pipeline_scaling_rows(tmp_path):
+    """The machine's ceiling: 1 and 2 independent processes over disjoint
+    shards (every photo done once: the script checks it), next to one
+    process and lockstep; each speed-up is the ratio of its two times."""
+    res = run_tool('benchmarks/infer_pipeline.py', '--photos', '3',
+                   '--size', '640x480', '--what', 'scaling',
+                   '--out-dir', str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    scaling = json.load(open(tmp_path / 'infer_pipeline_cpu.json'))['scaling']
+    cores = len(os.sched_getaffinity(0))
+    ms = scaling['ms_per_photo']
+    counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n < cores] + [cores]
+    assert list(ms) == ['one process', f'lockstep {cores}'] + [
+        f'{n} independent' for n in counts]
+    assert all(len(v) == 1 and v[0] > 0 for v in ms.values())
+    for n in counts[1:]:
+        [speedup] = scaling['speedups'][f'{n} independent vs 1']
+        assert speedup == pytest.approx(
+            ms['1 independent'][0] / ms[f'{n} independent'][0], rel=0.01)
 
 def test_mask_agreement_rows(members, tmp_path):
     """The agreement benchmark compares the two paths photo by photo and
