@@ -15,7 +15,8 @@ into the ratios:
 
 - bare model, images/s: torch fp32 (and for SegFormer with mmseg's own
   MiT attention too, which our SDPA backbone replaces, and with the
-  export's per-stage head fusion), torch bf16
+  export's per-stage head fusion; HF's head, per stage in eval mode, also
+  in HF's concatenating form), torch bf16
   autocast, the study's
   stack (HF transformers SegFormer with bf16 autocast, logits upsampled to
   the input; skipped without transformers), the ONNX Runtime session
@@ -132,6 +133,8 @@ def hf_call(args, hf_arch, batch) -> Dict[str, Callable[[], object]]:
 
 def speed(args, key, folder) -> dict:
     from cardamage_mmseg.apis import DamageSegmenter
+    from cardamage_mmseg.models.bound_forwards import bind_forwards
+    from cardamage_mmseg.models.decode_heads import SegformerHFHead
     from cardamage_mmseg.models.stagewise_fusion import stagewise_fusion
     from cardamage_mmseg.runtime import OnnxSegmenter
     config, batch, hf_arch = MODELS[key]
@@ -156,13 +159,20 @@ def speed(args, key, folder) -> dict:
                                     cfg_options={'model.backbone.type':
                                                  'MixVisionTransformer'})
             calls['torch fp32 stock MiT'] = partial(stock._run, pieces)
-        if seg.cfg.model.decode_head.type in ('SegformerHead',
-                                              'SegformerHFHead'):
+        head = seg.cfg.model.decode_head.type
+        if head == 'SegformerHead':
             # the export's head rewrite, in torch: what of ORT's lead is
             # the rewrite's (the PyTorch path keeps mmseg's forward)
             staged = DamageSegmenter(osp.join(REPO, config), ckpt)
             stack.enter_context(stagewise_fusion(staged.model))
             calls['torch fp32 stagewise head'] = partial(staged._run, pieces)
+        elif head == 'SegformerHFHead':
+            # HF's head runs per stage in eval mode; HF's own form beside it
+            concat = DamageSegmenter(osp.join(REPO, config), ckpt)
+            stack.enter_context(bind_forwards(concat.model, {
+                SegformerHFHead: (SegformerHFHead.forward_concat, None)}))
+            calls['torch fp32 concat head (HF)'] = partial(concat._run,
+                                                           pieces)
         bf16 = DamageSegmenter(osp.join(REPO, config), ckpt, amp='bf16')
         calls['torch bf16'] = partial(bf16._run, pieces)
         calls.update(hf_call(args, hf_arch, batch))

@@ -107,12 +107,32 @@ def test_stagewise_hf_head_is_the_same_function(in_channels, channels):
     head = _hf_head(in_channels, channels)
     feats = _features(in_channels)
     with torch.no_grad():
-        ref = head(feats)
+        ref = head.forward_concat(feats)
         with stagewise_fusion(head) as bound:
             out = head(feats)
     assert bound == 1 and 'forward' not in vars(head)
     assert out.shape == ref.shape == (2, 2, 40, 37)
     assert (out - ref).abs().max() < 1e-5 * max(1.0, ref.abs().max())
+
+
+def test_hf_head_eval_forward_is_per_stage():
+    """HF's head runs per stage in eval mode (the full-size fusion
+    convolution does not run) and as HF computes it in training mode;
+    the same function either way."""
+    in_channels = [32, 64, 160, 256]
+    head = _hf_head(in_channels, 64)
+    feats = _features(in_channels)
+    calls, hook = _calls(head.linear_fuse)
+    with torch.no_grad():
+        out = head(feats)
+        assert not calls
+        ref = head.forward_concat(feats)
+        assert len(calls) == 1
+        assert (out - ref).abs().max() < 1e-5 * max(1.0, ref.abs().max())
+        head.train()
+        head(feats)
+    hook.remove()
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize('hf', [False, True])
@@ -129,8 +149,10 @@ def test_eval_batch_norm_folds_into_the_stage_maps(hf):
         norm = head.fusion_conv.norm
     feats = _features(in_channels)
     calls, hook = _calls(norm)
+    # the reference: the head's own form (HF's, for HF's head)
+    reference = head.forward_concat if hf else head
     with torch.no_grad():
-        ref = head(feats)
+        ref = reference(feats)
         with stagewise_fusion(head):
             out = head(feats)
         assert len(calls) == 1  # the reference's only
@@ -139,7 +161,7 @@ def test_eval_batch_norm_folds_into_the_stage_maps(hf):
         for m in head.modules():  # batch statistics, without dropout
             if isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)):
                 m.eval()
-        ref = head(feats)
+        ref = reference(feats)
         with stagewise_fusion(head):
             out = head(feats)
     hook.remove()

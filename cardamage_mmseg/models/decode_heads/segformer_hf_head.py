@@ -7,7 +7,10 @@ ConvModule), so HF SegFormer checkpoints (the study's models, NVIDIA's
 ADE/Cityscapes fine-tunes) have no place to go in mmseg. This head has HF's
 layers under HF's names (``linear_c.i.proj``, ``linear_fuse``,
 ``batch_norm``; the classifier is mmseg's ``conv_seg``), so
-:mod:`..converters.segformer_hf` maps weights one to one, both ways.
+:mod:`..converters.segformer_hf` maps weights one to one, both ways. In
+eval mode it computes the same function per stage
+(:meth:`SegformerHFHead.forward_per_stage`): SegFormer-b3 2.6x and b0
+1.2x faster in PyTorch on a 2-core CPU (docs/hf.md).
 """
 from typing import List, Optional
 
@@ -17,6 +20,8 @@ from mmcv.cnn import build_norm_layer
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import Tensor, nn
+
+from .stage_fold import fold_norm, sum_stages
 
 
 class StageProjection(nn.Module):
@@ -65,6 +70,15 @@ class SegformerHFHead(BaseDecodeHead):
                         if self.dropout_ratio > 0 else None)
 
     def forward(self, inputs: List[Tensor]) -> Tensor:
+        """HF's computation in training mode (:meth:`forward_concat`), the
+        same function per stage in eval mode (:meth:`forward_per_stage`:
+        float rounding apart, tested within 1e-5)."""
+        if self.training:
+            return self.forward_concat(inputs)
+        return self.forward_per_stage(inputs)
+
+    def forward_concat(self, inputs: List[Tensor]) -> Tensor:
+        """The class docstring's formula as HF computes it."""
         inputs = self._transform_inputs(inputs)
         size = inputs[0].shape[2:]
         ups = [
@@ -74,3 +88,33 @@ class SegformerHFHead(BaseDecodeHead):
         ]
         x = self.linear_fuse(torch.cat(ups[::-1], dim=1))
         return self.cls_seg(self.activation(self.batch_norm(x)))
+
+    def forward_per_stage(self, inputs: List[Tensor]) -> Tensor:
+        """The same function with each stage's linear map ``L_i x + b_i``
+        and its slice ``W_i`` of the fusion folded into one map, run at the
+        stage's own resolution (no activation lies between them, and a 1x1
+        map commutes with the resize: :mod:`.stage_fold`)::
+
+            fuse([u_i]) = sum_i up((W_i L_i) x_i) + sum_i W_i b_i
+
+        and an eval-mode BN folded in too. The full-size concatenation and
+        the (N * channels) -> channels convolution never run: on a
+        512 x 512 input that is 26 of b3's 39 G multiply-adds of the head.
+        """
+        inputs = self._transform_inputs(inputs)
+        slices = self.linear_fuse.weight.flatten(1).split(self.channels,
+                                                          dim=1)
+        maps, biases = [], []
+        for stage, weight in zip(self.linear_c, slices[::-1]):
+            maps.append(weight @ stage.proj.weight)
+            biases.append(weight @ stage.proj.bias)
+        # a resize keeps constants: all biases join the first stage's
+        maps, bias, norm = fold_norm(maps, sum(biases), self.batch_norm)
+        parts = [F.conv2d(x, m[:, :, None, None])
+                 for x, m in zip(inputs[1:], maps[1:])]
+        first = F.conv2d(inputs[0], maps[0][:, :, None, None], bias)
+        out = sum_stages(parts, first, inputs[0].shape[2:], 'bilinear',
+                         False)
+        if norm is not None:
+            out = norm(out)
+        return self.cls_seg(self.activation(out))
