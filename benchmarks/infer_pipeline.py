@@ -38,6 +38,7 @@ import argparse
 import multiprocessing
 import os
 import os.path as osp
+import queue
 import statistics
 import sys
 import tempfile
@@ -264,17 +265,35 @@ def e2e(segmenter, paths, out, batch_size, cores, repeats=1) -> dict:
 
 
 def _shard_process(config: str, checkpoint: str, items: list, out: str,
-                   batch_size: int, barrier, ends) -> None:
+                   batch_size: int, ready, go, ends) -> None:
     """One independent process of :func:`scaling`: the null model over
-    ``items``, after a warm-up photo and ``barrier``; puts (photos done,
-    end time) on ``ends``."""
+    ``items``, after a warm-up photo; says so on ``ready``, waits for
+    ``go``, then puts (photos done, end time) on ``ends``."""
     from cardamage_mmseg.apis import DamageSegmenter, segment_files
     seg = DamageSegmenter(config, checkpoint)
     make_null(seg)
     segment_files(seg, items[:1], out + '_warm', 1, 0, 0, lockstep=0)
-    barrier.wait()
+    ready.put(1)
+    go.wait()
     run = segment_files(seg, items, out, batch_size, 0, 0, lockstep=0)
     ends.put((run.done, time.time()))
+
+
+def _collect(source, procs, count: int, what: str) -> list:
+    """``count`` items from the queue ``source``; a process that exits
+    with an error first stops the wait (all are ended), named."""
+    got = []
+    while len(got) < count:
+        try:
+            got.append(source.get(timeout=1))
+        except queue.Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                for proc in procs:
+                    proc.terminate()
+                raise RuntimeError(f'independent process {dead[0].name} '
+                                   f'exited with {dead[0].exitcode} {what}')
+    return got
 
 
 def independent(config, checkpoint, items, out, count,
@@ -283,16 +302,16 @@ def independent(config, checkpoint, items, out, count,
     is a fresh interpreter) over disjoint shards of ``items``, from their
     common start to the last one's end."""
     ctx = multiprocessing.get_context('spawn')
-    barrier, ends = ctx.Barrier(count + 1), ctx.Queue()
+    ready, go, ends = ctx.Queue(), ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_shard_process, args=(
         config, checkpoint, items[i::count], f'{out}_{i}', batch_size,
-        barrier, ends))
-        for i in range(count)]
+        ready, go, ends)) for i in range(count)]
     for proc in procs:
         proc.start()
-    barrier.wait(timeout=600)
+    _collect(ready, procs, count, 'before the start')
+    go.set()
     start = time.time()
-    results = [ends.get(timeout=3600) for _ in procs]
+    results = _collect(ends, procs, count, 'during the run')
     for proc in procs:
         proc.join()
     if sum(done for done, _ in results) != len(items):
