@@ -83,7 +83,6 @@ def test_infer_pipeline_benchmark_rows(tmp_path):
     assert null[-1]['lockstep'] == report['cores']
 
 
-
 @pytest.mark.slow  # about a minute: 3 fresh interpreters build the model
 def test_infer_pipeline_scaling_rows(tmp_path):
     """The machine's ceiling: 1 and 2 independent processes over disjoint
@@ -104,6 +103,7 @@ def test_infer_pipeline_scaling_rows(tmp_path):
         [speedup] = scaling['speedups'][f'{n} independent vs 1']
         assert speedup == pytest.approx(
             ms['1 independent'][0] / ms[f'{n} independent'][0], rel=0.01)
+
 
 def test_mask_agreement_rows(members, tmp_path):
     """The agreement benchmark compares the two paths photo by photo and

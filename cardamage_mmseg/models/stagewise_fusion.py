@@ -62,13 +62,6 @@ def _stagewise_forward(self: SegformerHead, inputs: List[Tensor]) -> Tensor:
     return self.cls_seg(out)
 
 
-def _stagewise_hf_forward(self: SegformerHFHead,
-                          inputs: List[Tensor]) -> Tensor:
-    """HF's head per stage in training mode too (its eval forward already
-    is: :meth:`SegformerHFHead.forward_per_stage`)."""
-    return self.forward_per_stage(inputs)
-
-
 def _applies(head: SegformerHead) -> bool:
     """The fusion is the plain 1x1 conv (+ norm + act) this rewrite
     assumes (mmseg's default ``ConvModule`` order, no padding, groups or
@@ -86,7 +79,8 @@ def _applies(head: SegformerHead) -> bool:
 #: head type -> its per-stage forward, and which heads of it qualify
 FORWARDS: ForwardTable = {
     SegformerHead: (_stagewise_forward, _applies),
-    SegformerHFHead: (_stagewise_hf_forward, None),
+    # its eval forward already is per stage; in training mode too here
+    SegformerHFHead: (SegformerHFHead.forward_per_stage, None),
 }
 
 
