@@ -366,6 +366,26 @@ def test_shapes_met_twice_get_a_session_of_their_own(exported):
         OnnxSegmenter(exported['b0'], shape_sessions=-1)
 
 
+def test_sessions_stop_spinning_when_a_run_returns(exported):
+    """The runtime's sessions, generic and per shape, end their threads'
+    spin-wait after a run (else they take the cores the work after the
+    run needs); the user's own options are used as given."""
+    from cardamage_mmseg.runtime import OnnxSegmenter
+    key = 'session.force_spinning_stop'
+    seg = OnnxSegmenter(exported['b0'], threads=1)
+    x = np.zeros((1, 3, 64, 64), np.float32)
+    seg._session_run(x)
+    seg._session_run(x)
+    shaped = seg.sessions.get(x.shape)
+    assert shaped is not seg.session
+    for session in (seg.session, shaped):
+        options = session.get_session_options()
+        assert options.get_session_config_entry(key) == '1'
+    own = OnnxSegmenter(exported['b0'], session_options=ort.SessionOptions())
+    with pytest.raises(Exception):  # not set: onnxruntime has no entry
+        own.session.get_session_options().get_session_config_entry(key)
+
+
 def test_a_shape_session_that_cannot_load_leaves_the_generic_one(
         exported, tmp_path):
     from cardamage_mmseg.runtime.shaped_sessions import ShapedSessions

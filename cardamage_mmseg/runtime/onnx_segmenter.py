@@ -29,6 +29,15 @@ from ..core.tiles import MAX_ASPECT, max_aspect_for
 from .metadata import ModelFileError, parse_metadata
 from .shaped_sessions import ShapedSessions
 
+#: the session option that ends the intra-op threads' spin-wait when a run
+#: returns. Else they spin on, on the cores that the work after the run
+#: needs (the mask at the photo's size, the report, the next batch's
+#: photos, another model): on 2 cores SegFormer-b0 in PyTorch ran at 8.08
+#: images/s right after a run, 10.12 after another PyTorch call and 10.16
+#: after a run with this option, which costs the run nothing (16.07
+#: images/s without, 17.12 with it; benchmarks/ort_spin.py)
+SPIN_STOP = ('session.force_spinning_stop', '1')
+
 
 def is_onnx_file(path: Any) -> bool:
     """Whether ``path`` names an exported model (``*.onnx``)."""
@@ -119,9 +128,11 @@ class OnnxSegmenter(PhotoSegmenter):
             its own, one per core).
         providers (list, optional): Execution providers, overriding
             ``device`` (e.g. ``['OpenVINOExecutionProvider']``).
-        session_options: An ``onnxruntime.SessionOptions`` (``threads``
-            is applied to it; no shape sessions then: options cannot be
-            copied).
+        session_options: An ``onnxruntime.SessionOptions``, used as it
+            is (``threads`` is applied to it; no shape sessions then:
+            options cannot be copied). Without it, the runtime's options
+            stop the threads' spin-wait when a run returns
+            (:data:`SPIN_STOP`).
         shape_sessions (int): Sessions specialised to one input shape
             each, for the shapes met at least twice (ONNX Runtime folds
             the shape arithmetic; each holds a copy of the weights); 0:
@@ -172,7 +183,13 @@ class OnnxSegmenter(PhotoSegmenter):
             if threads:
                 options.intra_op_num_threads = int(threads)
             return options
-        options = with_threads(session_options or ort.SessionOptions())
+
+        def new_options():
+            options = ort.SessionOptions()
+            options.add_session_config_entry(*SPIN_STOP)
+            return with_threads(options)
+        options = (with_threads(session_options)
+                   if session_options is not None else new_options())
         try:
             providers = providers or providers_for(
                 device, ort.get_available_providers())
@@ -211,7 +228,7 @@ class OnnxSegmenter(PhotoSegmenter):
                                  f'{inp["name"]!r} and {out["name"]!r}')
         self._input, self._output = inp['name'], out['name']
         self.sessions = ShapedSessions(
-            path, self.session, lambda: with_threads(ort.SessionOptions()),
+            path, self.session, new_options,
             providers,
             limit=0 if session_options is not None else shape_sessions)
         self._pad_value = np.asarray(inp['pad_value'], np.float32)
