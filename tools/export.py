@@ -3,7 +3,8 @@
     python tools/export.py CONFIG [CHECKPOINT] --out model.onnx [--static] \
         [--quantize int8 --calib-dir DIR [--calib-count 32]] \
         [--quantize int8-dynamic] [--verify-dir DIR] [--min-agreement P] \
-        [--overwrite] [--cfg-options key=value ...] [--partial-checkpoint]
+        [--standard-ops] [--overwrite] [--cfg-options key=value ...] \
+        [--partial-checkpoint]
 
 The graph takes RGB photos resized as the config's test pipeline does
 (batch, height and width free unless --static) and returns
@@ -25,6 +26,10 @@ int8: ``--quantize int8`` is ONNX Runtime's static quantisation, activation
 ranges from --calib-dir photos (default the bundled train photos);
 ``--quantize int8-dynamic`` quantises MatMul weights only, without
 calibration.
+
+SegFormer's attention is written as ONNX Runtime's ``MultiHeadAttention``
+op (one kernel instead of seven nodes); ``--standard-ops`` keeps ONNX's
+own ops, for runtimes other than ONNX Runtime.
 """
 import argparse
 import os
@@ -68,6 +73,9 @@ def parse_args(argv=None):
     p.add_argument('--min-agreement', type=float,
                    help='smallest share of equal mask pixels accepted '
                    '(default 0.9999, int8 0.99)')
+    p.add_argument('--standard-ops', action='store_true',
+                   help='ONNX ops only: no ONNX Runtime contrib op (for '
+                   'other runtimes; slower in ONNX Runtime)')
     p.add_argument('--overwrite', action='store_true',
                    help='replace an existing --out file')
     p.add_argument('--partial-checkpoint', action='store_true')
@@ -110,7 +118,8 @@ def main(argv=None) -> int:
         print(f'exporting {args.config} ...', flush=True)
         meta = export_onnx(seg, args.config, args.checkpoint, fp32,
                            read_image_rgb(photos[0]),
-                           dynamic=not args.static)
+                           dynamic=not args.static,
+                           standard_ops=args.standard_ops)
         print(f'  exported in {time.perf_counter() - t0:.1f}s '
               f'({osp.getsize(fp32) / 1e6:.1f} MB)', flush=True)
         final = fp32

@@ -14,13 +14,16 @@ photo and the model-size log-probabilities::
 
 (``torch.onnx.export(..., dynamo=True)``, batch, height and width free;
 a SegFormer head fuses its stages per stage, the same function of the same
-weights with a third of the arithmetic: :mod:`~..models.stagewise_fusion`).
+weights with a third of the arithmetic: :mod:`~..models.stagewise_fusion`;
+SegFormer's attention is one ONNX Runtime ``MultiHeadAttention`` node
+unless ``standard_ops``: :mod:`~..models.ort_attention`).
 An ensemble config exports as one graph of its members, (N, M, C, H, W),
 and its fusion rule; the file carries everything the runtime needs as
 metadata
 (:mod:`~..runtime.metadata`). Resizing the photo, the mask at the photo's
 size and the report stay in the shared core.
 """
+import contextlib
 import hashlib
 import os
 import os.path as osp
@@ -36,6 +39,7 @@ from torch import nn
 
 from ..core.files import IMAGE_SUFFIXES, file_sha256
 from ..core.image import read_image_rgb
+from ..models.ort_attention import ort_attention, translation
 from ..models.segmentors.probs import SCORE_HEADS
 from ..models.shape_generic import shape_generic
 from ..models.stagewise_fusion import stagewise_fusion
@@ -187,7 +191,9 @@ def export_metadata(seg: DamageSegmenter, graph: nn.Module, config: str,
                     checkpoint: Optional[str], dynamic: bool,
                     fixed_size: Optional[Sequence[int]]) -> Dict[str, Any]:
     """The runtime's metadata (:mod:`~..runtime.metadata`) of ``seg``
-    (``graph``: its :class:`ExportGraph` or :class:`EnsembleGraph`)."""
+    (``graph``: its :class:`ExportGraph` or :class:`EnsembleGraph`).
+    ``exporter.contrib_ops``: the onnxruntime-only ops of the graph, which
+    :func:`export_onnx` fills in."""
     fusion, terms = None, 1
     if isinstance(graph, EnsembleGraph):
         members = [dict(_graph_input(g), config=osp.basename(f['config']),
@@ -228,7 +234,8 @@ def export_metadata(seg: DamageSegmenter, graph: nn.Module, config: str,
             checkpoints=checkpoints),
         exporter=dict(cardamage_mmseg=__version__,
                       torch=torch.__version__.split('+')[0],
-                      mmseg=mmseg.__version__, opset=OPSET))
+                      mmseg=mmseg.__version__, opset=OPSET,
+                      contrib_ops=[]))
 
 
 def _write_with_metadata(program, path: str, meta: Dict[str, Any]) -> None:
@@ -247,13 +254,14 @@ def set_metadata(path: str, meta: Dict[str, Any]) -> None:
 
 
 def export_onnx(seg: DamageSegmenter, config: str, checkpoint: Optional[str],
-                path: str, sample: np.ndarray, dynamic: bool = True
-                ) -> Dict[str, Any]:
+                path: str, sample: np.ndarray, dynamic: bool = True,
+                standard_ops: bool = False) -> Dict[str, Any]:
     """Write ``seg``'s model to ``path`` (see the module docstring);
     ``sample``: an RGB photo whose model input traces the graph. Not
     ``dynamic``: batch 1 and one input size (the config's padding size,
-    else the sample's), photos that resize to more are refused. Returns
-    the metadata written."""
+    else the sample's), photos that resize to more are refused.
+    ``standard_ops``: ONNX's own ops only (no onnxruntime contrib op), for
+    other runtimes. Returns the metadata written."""
     check_exportable(seg, config)
     graph = (EnsembleGraph(seg.model.members) if seg.is_ensemble
              else ExportGraph(seg.model)).eval().cpu()
@@ -272,12 +280,18 @@ def export_onnx(seg: DamageSegmenter, config: str, checkpoint: Optional[str],
         shapes = ({0: batch, 2: torch.export.Dim('height', min=32,
                                                   max=8192),
                    3: torch.export.Dim('width', min=32, max=8192)},)
-    with torch.no_grad(), shape_generic(graph), stagewise_fusion(graph):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.no_grad())
+        stack.enter_context(shape_generic(graph))
+        stack.enter_context(stagewise_fusion(graph))
+        if not standard_ops and stack.enter_context(ort_attention(graph)):
+            meta['exporter']['contrib_ops'] = ['MultiHeadAttention']
         try:
             program = torch.onnx.export(
                 graph, (dummy,), dynamo=True, opset_version=OPSET,
                 input_names=['image'], output_names=['log_probs'],
-                dynamic_shapes=shapes, verbose=False)
+                dynamic_shapes=shapes, verbose=False,
+                custom_translation_table=translation())
         except Exception as err:
             raise ConfigError(
                 f'{config}: torch.onnx.export failed'
