@@ -110,6 +110,27 @@ def test_log_softmax_of_the_graph_is_log_softmax(classes):
                               expected.float(), atol=1e-5, rtol=4e-7)
 
 
+def test_graph_resizes_the_logit_difference_to_the_same_values(members):
+    """Two classes: the graph resizes x1 - x0 instead of both logits and
+    gives log_softmax(resize(logits)) within float rounding."""
+    import torch
+    import torch.nn.functional as F
+    from cardamage_mmseg.apis.export import ExportGraph
+    seg = _torch(members, 'b0')
+    graph = ExportGraph(seg.model).eval()
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 45, 61) * 255  # odd: the resize is not 4x
+    with torch.no_grad():
+        got = graph(image)[:, 0]
+        x = (image - graph.mean) / graph.std
+        logits = seg.model.decode_head(seg.model.extract_feat(x))
+        expected = torch.log_softmax(F.interpolate(
+            logits, size=x.shape[2:], mode='bilinear',
+            align_corners=graph.align_corners), 1)
+    assert got.shape == expected.shape == (2, 2, 45, 61)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-6)
+
+
 def test_flip_tta_matches_the_pytorch_tta(members, exported, val_photos):
     from cardamage_mmseg.runtime import OnnxSegmenter
     photo = str(val_photos / '4.jpg')

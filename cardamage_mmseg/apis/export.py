@@ -16,7 +16,9 @@ photo and the model-size log-probabilities::
 a SegFormer head fuses its stages per stage, the same function of the same
 weights with a third of the arithmetic: :mod:`~..models.stagewise_fusion`;
 SegFormer's attention is one ONNX Runtime ``MultiHeadAttention`` node
-unless ``standard_ops``: :mod:`~..models.ort_attention`).
+unless ``standard_ops``: :mod:`~..models.ort_attention`; with two classes
+the resize takes the logits' difference, one channel, which the resize,
+being linear, allows: :func:`log_softmax_two`).
 An ensemble config exports as one graph of its members, (N, M, C, H, W),
 and its fusion rule; the file carries everything the runtime needs as
 metadata
@@ -79,6 +81,11 @@ class ExportGraph(nn.Module):
         x = image.flip(1) if self.to_bgr else image
         x = (x - self.mean) / self.std
         logits = self.model.decode_head.forward(self.model.extract_feat(x))
+        if logits.shape[1] == 2:  # the difference, resized: one channel
+            d = F.interpolate(logits[:, 1:2] - logits[:, 0:1],
+                              size=x.shape[2:], mode='bilinear',
+                              align_corners=self.align_corners)
+            return log_softmax_two(d).unsqueeze(1)
         logits = F.interpolate(logits, size=x.shape[2:], mode='bilinear',
                                align_corners=self.align_corners)
         return log_softmax_classes(logits).unsqueeze(1)
@@ -100,7 +107,16 @@ def log_softmax_classes(logits: torch.Tensor) -> torch.Tensor:
     """
     if logits.shape[1] != 2:
         return logits - torch.logsumexp(logits, 1, keepdim=True)
-    d = logits[:, 1:2] - logits[:, 0:1]
+    return log_softmax_two(logits[:, 1:2] - logits[:, 0:1])
+
+
+def log_softmax_two(d: torch.Tensor) -> torch.Tensor:
+    """Two classes' log-probabilities (N, 2, H, W) from ``d = x1 - x0``
+    (N, 1, H, W) (:func:`log_softmax_classes`). The export resizes ``d``
+    rather than both logits: ``up(x1) - up(x0) = up(x1 - x0)``, and ONNX
+    Runtime resized the two classes in a 16-channel blocked layout
+    (SegFormer-b0 (HF head), batch 2, 512 x 512, profiler kernel time:
+    resize 9.95 -> 7.54 ms, layout reorders 2.56 -> 1.33 ms per run)."""
     tail = torch.log(1 + torch.exp(-d.abs()))
     return -torch.cat([d.clamp(min=0) + tail, (-d).clamp(min=0) + tail], 1)
 
