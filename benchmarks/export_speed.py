@@ -5,7 +5,7 @@ costs in agreement.
     python benchmarks/export_speed.py [--models b0 b3 mvit hf-b0 hf-b3]
         [--runs 10]
         [--agreement-checkpoint work_dirs/segformer_b0_cardamage_demo/...]
-        [--threads N]
+        [--threads N] [--batches 1 2 4]
 
 speed, random weights, inputs 512 x 512 (a demo photo, resized), one
 process, the same threads for every stack, every case of a table timed in
@@ -25,6 +25,11 @@ into the ratios:
 - through the runtime, photos/s: ``DamageSegmenter(config)`` vs
   ``DamageSegmenter('model.onnx')`` (prepare, model, mask at the photo's
   size, report) on the demo photos at their own size.
+
+``--batches 1 2 4``: the study's stack and the ONNX files once more, at
+each of these batches, all in turns; each stack at its best batch and the
+fastest file against the study's stack, each at its best ("the study's
+stack at its best CPU setting").
 
 agreement (``--agreement-checkpoint``, a trained SegFormer-b0 such as
 ``make demo``'s): masks of int8 vs fp32 over every bundled photo (pixel
@@ -197,6 +202,8 @@ def speed(args, key, folder) -> dict:
                    rate['ORT int8 static'])
         row['best_ort_vs_study'] = round(
             best / rate['HF transformers bf16 (study)'], 2)
+    if args.batches and hf_arch:
+        row['batch_sweep'] = batch_sweep(args, hf_arch, files, rgb)
     # through the runtime: photos at their own size, batch as above
     photos = [np.asarray(Image.open(p).convert('RGB'))
               for p in sorted(glob.glob(osp.join(SAMPLE, 'val', '*.jpg')))]
@@ -222,6 +229,50 @@ def speed(args, key, folder) -> dict:
                       for k, v in files.items()}
     print(row, flush=True)
     return row
+
+
+def batch_sweep(args, hf_arch, files, rgb) -> dict:
+    """The study's stack and each ONNX file at every batch of
+    ``--batches``, all in turns: images/s, each stack's best batch, and
+    the fastest file against the study's stack, each at its best."""
+    import torch
+    import torch.nn.functional as F
+
+    from benchmarks.gpu_speed import build_hf
+    from cardamage_mmseg.runtime import OnnxSegmenter
+    forward, model = build_hf(hf_arch)
+    model.eval()
+    sessions = {kind: OnnxSegmenter(path, threads=args.threads,
+                                    shape_sessions=len(args.batches))
+                for kind, path in files.items()}
+    x = sessions['fp32']._prepare_piece(rgb, 'x')[0][0]
+    calls = {}
+    for batch in args.batches:
+        image = torch.randn(batch, 3, args.size, args.size)
+
+        def study(image=image):
+            with torch.no_grad(), torch.autocast('cpu', torch.bfloat16):
+                F.interpolate(forward(image), size=image.shape[2:],
+                              mode='bilinear', align_corners=False)
+        calls[('HF transformers bf16 (study)', batch)] = study
+        for kind, seg in sessions.items():
+            calls[(f'ORT {kind}', batch)] = partial(
+                seg._session_run, np.stack([x] * batch))
+    rate = {k: k[1] / v for k, v in interleaved(calls, args.runs).items()}
+    best = {}
+    for (name, batch), value in rate.items():
+        if value > best.get(name, (0, 0))[0]:
+            best[name] = (round(value, 2), batch)
+    study = best.pop('HF transformers bf16 (study)')
+    fastest = max(best, key=lambda k: best[k][0])
+    out = dict(images_per_s={f'{k} @ batch {b}': round(v, 2)
+                             for (k, b), v in rate.items()},
+               best_batch=dict(best, **{'HF transformers bf16 (study)':
+                                        study}),
+               fastest_file=fastest,
+               best_ort_vs_study=round(best[fastest][0] / study[0], 2))
+    print(out, flush=True)
+    return out
 
 
 def agreement(args, folder) -> dict:
@@ -294,12 +345,16 @@ def cold_start(path: str) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--models', nargs='+', default=['b0', 'b3', 'mvit'],
-                   choices=sorted(MODELS))
+    p.add_argument('--models', nargs='*', default=['b0', 'b3', 'mvit'],
+                   choices=sorted(MODELS),
+                   help='none: the agreement only')
     p.add_argument('--size', type=int, default=512)
     p.add_argument('--runs', type=int, default=10)
     p.add_argument('--threads', type=int, default=None,
                    help='ONNX Runtime threads (default: torch\'s)')
+    p.add_argument('--batches', type=int, nargs='+', default=[],
+                   help='also time the study\'s stack and the ONNX files '
+                   'at each of these batches (SegFormer), each at its best')
     p.add_argument('--hf-only', action='store_true',
                    help='time only the study\'s HF stack')
     p.add_argument('--agreement-checkpoint')

@@ -1,8 +1,8 @@
 """What ONNX Runtime's spinning threads cost the work after a run, and what
 stopping them costs the run (``runtime.onnx_segmenter.SPIN_STOP``).
 
-    python benchmarks/ort_spin.py [--config configs/segformer_hf_b0_cardamage.py]
-        [--batch 2] [--rounds 12]
+    python benchmarks/ort_spin.py [--batch 2] [--rounds 12]
+        [--config configs/segformer_hf_b0_cardamage.py]
 
 Random weights, inputs 512 x 512, one process. A PyTorch forward (the
 "next work": the model itself in fp32, and the study's stack, HF
