@@ -112,12 +112,25 @@ def export_all(seg, config, ckpt, folder, sample, calib):
     return files
 
 
+def study_stack(forward, batch: int, size: int) -> Callable[[], None]:
+    """One call of the study's stack on ``batch`` random images of
+    ``size``: HF SegFormer's ``forward`` (``gpu_speed.build_hf``) in bf16
+    autocast, logits upsampled to the input."""
+    import torch
+    import torch.nn.functional as F
+    x = torch.randn(batch, 3, size, size)
+
+    def study():
+        with torch.no_grad(), torch.autocast('cpu', torch.bfloat16):
+            F.interpolate(forward(x), size=x.shape[2:], mode='bilinear',
+                          align_corners=False)
+    return study
+
+
 def hf_call(args, hf_arch, batch) -> Dict[str, Callable[[], object]]:
     """The study's stack: HF transformers SegFormer, bf16 autocast, logits
     upsampled to the input (one call of ``batch`` images), if transformers
     is installed."""
-    import torch
-    import torch.nn.functional as F
     if not hf_arch:
         return {}
     try:
@@ -127,13 +140,8 @@ def hf_call(args, hf_arch, batch) -> Dict[str, Callable[[], object]]:
         print(f'HF reference skipped: {err}')
         return {}
     model.eval()
-    x = torch.randn(batch, 3, args.size, args.size)
-
-    def hf():
-        with torch.no_grad(), torch.autocast('cpu', torch.bfloat16):
-            F.interpolate(forward(x), size=x.shape[2:], mode='bilinear',
-                          align_corners=False)
-    return {'HF transformers bf16 (study)': hf}
+    return {'HF transformers bf16 (study)': study_stack(forward, batch,
+                                                        args.size)}
 
 
 def speed(args, key, folder) -> dict:
@@ -235,9 +243,6 @@ def batch_sweep(args, hf_arch, files, rgb) -> dict:
     """The study's stack and each ONNX file at every batch of
     ``--batches``, all in turns: images/s, each stack's best batch, and
     the fastest file against the study's stack, each at its best."""
-    import torch
-    import torch.nn.functional as F
-
     from benchmarks.gpu_speed import build_hf
     from cardamage_mmseg.runtime import OnnxSegmenter
     forward, model = build_hf(hf_arch)
@@ -248,13 +253,8 @@ def batch_sweep(args, hf_arch, files, rgb) -> dict:
     x = sessions['fp32']._prepare_piece(rgb, 'x')[0][0]
     calls = {}
     for batch in args.batches:
-        image = torch.randn(batch, 3, args.size, args.size)
-
-        def study(image=image):
-            with torch.no_grad(), torch.autocast('cpu', torch.bfloat16):
-                F.interpolate(forward(image), size=image.shape[2:],
-                              mode='bilinear', align_corners=False)
-        calls[('HF transformers bf16 (study)', batch)] = study
+        calls[('HF transformers bf16 (study)', batch)] = study_stack(
+            forward, batch, args.size)
         for kind, seg in sessions.items():
             calls[(f'ORT {kind}', batch)] = partial(
                 seg._session_run, np.stack([x] * batch))

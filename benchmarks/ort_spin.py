@@ -26,15 +26,14 @@ import numpy as np
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from benchmarks.export_speed import square_photo  # noqa: E402
+from benchmarks.export_speed import square_photo, study_stack  # noqa: E402
 from benchmarks.overheads import random_checkpoints  # noqa: E402
 from benchmarks.report import save_report  # noqa: E402
 
 
 def hf_study(config: str, batch: int):
-    """The study's stack of ``config``'s size (HF SegFormer, bf16
-    autocast, as export_speed.py times it), or None."""
-    import torch
+    """The study's stack of ``config``'s size (as export_speed.py times
+    it), or None."""
     arch = next((a for a in ('b0', 'b3') if f'_{a}_' in config), None)
     if arch is None:
         return None
@@ -44,12 +43,7 @@ def hf_study(config: str, batch: int):
     except ImportError:
         return None
     model.eval()
-    x = torch.randn(batch, 3, 512, 512)
-
-    def study():
-        with torch.no_grad(), torch.autocast('cpu', torch.bfloat16):
-            forward(x)
-    return study
+    return study_stack(forward, batch, 512)
 
 
 def shaped_session(path: str, shape, spin_stop: str):
